@@ -1,0 +1,114 @@
+"""The ``oscflow`` command line: ``oscflow <command> [--json] [key=value ...]``.
+
+Commands compose their Hydra config from ``conf/<command>.yaml`` (see ``oscflow.config``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from .errors import OscflowError
+
+USAGE = """usage: oscflow <command> [--json] [--cfg] [key=value ...]
+
+commands:
+  simulate   DVC stage: detector Monte Carlo (E_nu, E_rec) pairs       (conf/simulate.yaml)
+  spectra    DVC stage: sampled parameters and exact spectra          (conf/spectra.yaml)
+  predict    expected spectrum for given parameters and exposure      (conf/predict.yaml)
+  summary    what the dataset pipeline produced and where it went     (conf/spectra.yaml)
+
+options:
+  --json     print the result as JSON on stdout
+  --cfg      print the composed configuration and exit
+"""
+
+
+def _simulate(cfg: Any) -> dict[str, Any]:
+    from .data.simulate import run
+
+    return run(cfg)
+
+
+def _spectra(cfg: Any) -> dict[str, Any]:
+    from .data.spectra import run
+
+    return run(cfg)
+
+
+def _predict(cfg: Any) -> dict[str, Any]:
+    from .predict import run
+
+    return run(cfg)
+
+
+def _summary(cfg: Any) -> dict[str, Any]:
+    from .data.summary import run
+
+    return run(cfg)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    "simulate": ("simulate", _simulate),
+    "spectra": ("spectra", _spectra),
+    "predict": ("predict", _predict),
+    "summary": ("spectra", _summary),
+}
+
+
+def _human(command: str, result: dict[str, Any]) -> str:
+    if command == "predict":
+        from .predict import summary_table
+
+        return summary_table(result)
+    if command == "summary":
+        from .data.summary import format_summary
+
+        return format_summary(result)
+    return json.dumps(result, indent=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"oscflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    as_json = "--json" in rest
+    show_cfg = "--cfg" in rest
+    unknown_flags = [a for a in rest if a.startswith("--") and a not in ("--json", "--cfg")]
+    if unknown_flags:
+        print(
+            f"oscflow {command}: unknown option {unknown_flags[0]} (options: --json, --cfg)",
+            file=sys.stderr,
+        )
+        return 2
+    overrides = [a for a in rest if not a.startswith("--")]
+    job, fn = COMMANDS[command]
+    try:
+        from .config import load
+
+        cfg = load(job, overrides)
+        if show_cfg:
+            print(OmegaConf.to_yaml(cfg))
+            return 0
+        result = fn(cfg)
+    except OscflowError as exc:
+        print(f"oscflow {command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"oscflow {command}: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result) if as_json else _human(command, result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""DVC stage ``spectra``: space-filling parameter sets and their exact binned spectra.
+
+Writes ``<split>_params.npy`` (N, d; float64, columns = ``meta["inputs"]``) and
+``<split>_spectra.npy`` (N, K; reactor IBD counts per bin at the reference exposure in
+``meta["exposure"]``) for train/val/test, plus ``meta.json``. Backgrounds do not depend on the
+parameters and are not part of the learned spectrum; their expected counts per bin are stored
+once in ``backgrounds.npy`` with names in ``meta["backgrounds"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from omegaconf import DictConfig
+
+from ..config import bin_edges, to_container
+from ..errors import ConfigError
+from ..experiments import load_experiment
+from ..physics.predictors import OSCILLATION_PARAMETERS
+from ..progress import progress_bar
+from .io import atomic_directory, read_meta, write_json
+from .sampling import SAMPLERS, sample_box
+from .simulate import pairs_dir, read_pairs
+
+FORMAT = "oscflow.spectra/1"
+SPLITS = ("train", "val", "test")
+
+
+def spectra_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.dataset_dir) / "spectra"
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Sample parameters, evaluate the exact predictor, write the splits atomically."""
+    experiment = load_experiment(cfg.experiment)
+    spec = cfg.data.spectra
+    inputs = list(spec.inputs)
+    if not inputs:
+        raise ConfigError(
+            "data.spectra.inputs", "no input parameters", "list at least one parameter"
+        )
+    unknown = [k for k in inputs if k not in experiment.parameters]
+    if unknown:
+        raise ConfigError(
+            "data.spectra.inputs",
+            f"unknown parameters {unknown}",
+            f"use names from {list(experiment.parameters)}",
+        )
+    if spec.sampler not in SAMPLERS:
+        raise ConfigError(
+            "data.spectra.sampler", f"{spec.sampler!r} unknown", f"use one of {SAMPLERS}"
+        )
+    splits = {s: int(spec.splits[s]) for s in SPLITS}
+    bad = [s for s, n in splits.items() if n < 1]
+    if bad:
+        raise ConfigError(
+            f"data.spectra.splits.{bad[0]}", "must be >= 1", "give a positive number of spectra"
+        )
+    fixed = experiment.validate_params({k: v for k, v in cfg.params.items() if k not in inputs})
+    ranges = [experiment.parameters[k].sampling_range for k in inputs]
+    exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
+    edges = bin_edges(cfg.binning)
+    energy = str(spec.energy)
+
+    src = pairs_dir(cfg)
+    pairs = read_pairs(src) if energy == "prompt" or spec.method == "reweight" else None
+    predictor = experiment.predictor(edges, energy, str(spec.method), pairs)
+    dtype = np.dtype(str(spec.dtype))
+    chunk = int(spec.chunk)
+    out = spectra_dir(cfg)
+    totals: dict[str, float] = {}
+    with atomic_directory(out) as tmp:
+        for i, (split, n) in enumerate(splits.items()):
+            points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i)
+            np.save(tmp / f"{split}_params.npy", points)
+            spectra = open_memmap(
+                tmp / f"{split}_spectra.npy", mode="w+", dtype=dtype, shape=(n, len(edges) - 1)
+            )
+            with progress_bar(f"spectra {split}", n) as advance:
+                for start in range(0, n, chunk):
+                    stop = min(start + chunk, n)
+                    batch = {k: points[start:stop, j] for j, k in enumerate(inputs)}
+                    batch.update({k: v for k, v in fixed.items() if k in OSCILLATION_PARAMETERS})
+                    pred = predictor.predict(batch, exposure)
+                    spectra[start:stop] = sum(pred.values())
+                    advance(stop - start)
+            spectra.flush()
+            totals[split] = float(np.sum(spectra, dtype=np.float64))
+            del spectra
+        backgrounds = experiment.background_spectra(edges, exposure.days, energy)
+        np.save(
+            tmp / "backgrounds.npy",
+            np.stack(list(backgrounds.values())) if backgrounds else np.zeros((0, len(edges) - 1)),
+        )
+        pairs_meta = read_meta(src) if pairs is not None else None
+        meta = {
+            "format": FORMAT,
+            "experiment": experiment.name,
+            "dataset": cfg.data.name,
+            "energy": energy,
+            "bin_edges": edges.tolist(),
+            "inputs": inputs,
+            "ranges": {k: list(r) for k, r in zip(inputs, ranges, strict=True)},
+            "units": {k: experiment.parameters[k].unit for k in inputs},
+            "fixed": fixed,
+            "ordering": experiment.settings.ordering,
+            "matter": experiment.settings.matter,
+            "exposure": {
+                "days": exposure.days,
+                "efficiency": exposure.efficiency,
+                "free_protons": exposure.free_protons,
+            },
+            "sources": list(predictor.groups),
+            "backgrounds": list(backgrounds),
+            "splits": splits,
+            "sum_counts": totals,
+            "generator": {
+                "method": str(spec.method),
+                "sampler": str(spec.sampler),
+                "seed": int(spec.seed),
+                "split_seeds": {s: int(spec.seed) + i for i, s in enumerate(SPLITS)},
+                "dtype": dtype.name,
+            },
+            "pairs": None
+            if pairs_meta is None
+            else {"path": str(src), "n_pairs": pairs_meta["n_pairs"], "seed": pairs_meta["seed"]},
+            "config": to_container(cfg.data),
+        }
+        write_json(tmp / "meta.json", meta)
+    return {"path": str(out), "splits": splits}

@@ -1,0 +1,95 @@
+"""``oscflow predict``: the expected spectrum for given parameters and exposure, as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from .config import bin_edges
+from .errors import ConfigError
+from .experiments import load_experiment
+from .physics.predictors import MCPairs
+
+PREDICTORS = ("exact",)
+
+
+def _pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
+    from .data.simulate import pairs_dir, read_pairs
+
+    choice = str(cfg.pairs)
+    if choice == "simulate":
+        return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
+    path = pairs_dir(cfg) if choice == "auto" else Path(choice)
+    if (path / "meta.json").is_file():
+        return read_pairs(path), str(path)
+    if choice != "auto":
+        raise ConfigError(
+            "pairs",
+            f"no MC pairs at {path}",
+            "give a pairs directory, or pairs=auto / pairs=simulate",
+        )
+    return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Compute the spectrum described by ``cfg``; returns the JSON-ready result."""
+    if cfg.predictor not in PREDICTORS:
+        raise ConfigError(
+            "predictor", f"{cfg.predictor!r} is not available yet", f"use one of {PREDICTORS}"
+        )
+    experiment = load_experiment(cfg.experiment)
+    params = experiment.validate_params(dict(cfg.params))
+    exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
+    edges = bin_edges(cfg.binning)
+    energy = str(cfg.energy)
+    need_pairs = energy == "prompt" or cfg.method == "reweight"
+    pairs, pairs_from = _pairs(cfg, experiment) if need_pairs else (None, None)
+    predictor = experiment.predictor(edges, energy, str(cfg.method), pairs)
+    prediction = experiment.predict(params, exposure, predictor, backgrounds=bool(cfg.backgrounds))
+    counts = prediction.counts[0]
+    by_source = {k: v[0] for k, v in prediction.by_source.items()}
+    return {
+        "experiment": experiment.name,
+        "energy": energy,
+        "energy_unit": "MeV",
+        "bin_edges": edges.tolist(),
+        "counts": counts.tolist(),
+        "total": float(counts.sum()),
+        "by_source": {k: v.tolist() for k, v in by_source.items()},
+        "totals_by_source": {k: float(v.sum()) for k, v in by_source.items()},
+        "params": params,
+        "ordering": experiment.settings.ordering,
+        "matter": experiment.settings.matter,
+        "exposure": {
+            "days": exposure.days,
+            "efficiency": exposure.efficiency,
+            "free_protons": exposure.free_protons,
+        },
+        "predictor": {
+            "kind": str(cfg.predictor),
+            "method": str(cfg.method),
+            "mc_pairs": pairs_from,
+        },
+    }
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """A short human-readable summary of a prediction."""
+    lines = [
+        (
+            f"{result['experiment']}: {result['energy']} energy {result['bin_edges'][0]:g}–"
+            f"{result['bin_edges'][-1]:g} MeV, {len(result['counts'])} bins, "
+            f"{result['exposure']['days']:g} days × ε {result['exposure']['efficiency']:g}"
+        ),
+    ]
+    for name, total in result["totals_by_source"].items():
+        lines.append(f"  {name:<16} {total:>14.1f}")
+    lines.append(f"  {'total':<16} {result['total']:>14.1f}")
+    peak = int(np.argmax(result["counts"]))
+    lines.append(
+        f"  peak bin {peak} at {result['bin_edges'][peak]:.3f} MeV: {result['counts'][peak]:.1f}"
+    )
+    return "\n".join(lines)
