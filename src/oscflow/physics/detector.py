@@ -22,8 +22,10 @@ Sources for the default values (``DetectorConfig``):
   a 4 % deficit at 1 MeV relative to 8 MeV, the size Daya Bay reports there. Illustrative.
 - 511 keV γ attenuation length 12.2 cm (μ/ρ = 0.0957 cm²/g, NIST XCOM for CH₂-like LS, ρ =
   0.86 g/cm³); the Compton-scattered γ is given 9.4 cm (μ/ρ = 0.124 cm²/g at ≈ 250 keV).
-- residual non-uniformity after calibration: 1 % quadratic in r (illustrative; JUNO's
-  calibration strategy, JHEP 03 (2021) 004, targets < 1 %).
+- residual non-uniformity after calibration: 1 % quadratic in r, plus a light deficit near
+  the fiducial edge, where total reflection at the acrylic makes the response change fastest
+  (−2 % at the edge falling off over 0.6 m). Illustrative sizes; JUNO's calibration strategy,
+  JHEP 03 (2021) 004, discusses the position dependence and targets < 1 % on average.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class DetectorConfig:
     gamma_attenuation: float = 0.122  # m, 511 keV γ
     scattered_gamma_attenuation: float = 0.094  # m
     nonuniformity: float = 0.01  # amplitude of the (r/R)² light-yield residual
+    edge_response: float = -0.02  # relative light-yield residual at the fiducial edge
+    edge_length: float = 0.6  # m, fall-off length of the edge residual
 
     def __post_init__(self) -> None:
         checks = {
@@ -66,6 +70,8 @@ class DetectorConfig:
             "gamma_attenuation": self.gamma_attenuation > 0,
             "scattered_gamma_attenuation": self.scattered_gamma_attenuation > 0,
             "nonuniformity": abs(self.nonuniformity) < 0.5,
+            "edge_response": abs(self.edge_response) < 0.5,
+            "edge_length": self.edge_length > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -124,6 +130,14 @@ def _gamma_deposit(
     return np.where(escaped, 0.0, deposit)
 
 
+def light_yield(radius: NDArray[np.float64], cfg: DetectorConfig) -> NDArray[np.float64]:
+    """Relative light yield at vertex radius (m): quadratic residual (zero mean over the
+    fiducial volume, ⟨(r/R)²⟩ = 3/5) times the edge deficit."""
+    quadratic = 1.0 + cfg.nonuniformity * ((radius / cfg.fiducial_radius) ** 2 - 0.6)
+    edge = 1.0 + cfg.edge_response * np.exp((radius - cfg.fiducial_radius) / cfg.edge_length)
+    return quadratic * edge
+
+
 @dataclass(frozen=True)
 class EventSample:
     """Per-event MC truth and the quantities needed to reconstruct energies later.
@@ -151,7 +165,7 @@ def simulate_events(
     radius = cfg.fiducial_radius * rng.random(n) ** (1.0 / 3.0)
     gammas = _gamma_deposit(radius, cfg, rng) + _gamma_deposit(radius, cfg, rng)
     e_dep = t_pos + gammas
-    light = 1.0 + cfg.nonuniformity * ((radius / cfg.fiducial_radius) ** 2 - 0.6)
+    light = light_yield(radius, cfg)
     e_vis = e_dep * cfg.nonlinearity(e_dep) * light
     z = rng.standard_normal(n)
     return EventSample(enu=enu, e_vis=e_vis, z=z, radius=radius)

@@ -1,0 +1,327 @@
+"""Throughput of the exact JUNO spectrum predictors (figures only, no pass/fail).
+
+What it measures, all on one machine in one run:
+
+* MC pairs per second: ``JunoExperiment.simulate_pairs(n, seed)`` (E_ν sampling plus the
+  detector MC), with n = the production count of ``conf/predict.yaml`` (``mc.n_pairs``).
+* Spectra per second of the response-matrix predictor (``ResponseMatrixPredictor``), in
+  vacuum and with matter effects, batched (one ``predict`` call on B parameter points) and
+  single (a ``predict`` call on one point, repeated).
+* Spectra per second of the event-reweighting predictor (``ReweightPredictor``, single),
+  the BASELINE: the matrix figures are also given as ratios matrix/reweight measured in the
+  same run with the same MC pairs, binning (400 bins, 0.8–8.8 MeV prompt energy), exposure
+  and parameter points. Machines are noisy; quote the ratios rather than the absolute rates.
+* One-off set-up costs (building each predictor from the pairs) and the agreement of the
+  two predictors at the first parameter point, so that the ratio compares like with like.
+
+Method: ``time.perf_counter``; every measurement is warmed up once, then repeated and the
+median is reported (min–max spread alongside). Parameter points are drawn uniformly from
+each oscillation parameter's sampling range (seeded). ``predict`` splits batches into chunks
+of 512 internally, so the batched rate does not depend on B beyond one chunk.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_predictors.py            # ~1.5 min on 2 cores
+    .venv/bin/python benchmarks/bench_predictors.py --quick    # ~20 s, fewer repeats
+
+The last line printed is a single JSON object with every figure (for scripts and logs).
+BLAS threads follow the usual environment variables (OMP_NUM_THREADS, ...), echoed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oscflow.config import bin_edges, load
+from oscflow.experiments import load_experiment
+from oscflow.physics.predictors import OSCILLATION_PARAMETERS, total
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each measurement does."""
+
+    n_pairs: int
+    sim_repeats: int
+    batch_sizes: tuple[int, ...]
+    batch_repeats: int
+    single_calls: int  # predict calls per repeat of the single-point measurement
+    single_repeats: int
+    reweight_repeats: int
+
+
+FULL = Plan(
+    n_pairs=1_000_000,
+    sim_repeats=3,
+    batch_sizes=(1024, 4096),
+    batch_repeats=3,
+    single_calls=200,
+    single_repeats=5,
+    reweight_repeats=5,
+)
+QUICK = Plan(
+    n_pairs=1_000_000,
+    sim_repeats=2,
+    batch_sizes=(1024,),
+    batch_repeats=2,
+    single_calls=50,
+    single_repeats=3,
+    reweight_repeats=2,
+)
+SETTINGS = ("vacuum", "matter")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and spread of repeated timings; each repeat makes ``calls`` calls that do
+    ``items`` units of work (pairs or spectra) in all."""
+
+    items: int
+    seconds: tuple[float, ...]
+    calls: int = 1
+
+    @property
+    def median(self) -> float:
+        """Median seconds per repeat."""
+        return statistics.median(self.seconds)
+
+    @property
+    def per_call(self) -> float:
+        """Median seconds per call."""
+        return self.median / self.calls
+
+    @property
+    def rate(self) -> float:
+        """Units of work per second at the median time."""
+        return self.items / self.median
+
+    @property
+    def rate_range(self) -> tuple[float, float]:
+        return self.items / max(self.seconds), self.items / min(self.seconds)
+
+
+def measure(
+    fn: Callable[[], Any], items: int, repeats: int, warmup: bool = True, calls: int = 1
+) -> Timing:
+    """Time ``fn`` ``repeats`` times after one untimed warm-up call."""
+    if warmup:
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t0)
+    return Timing(items=items, seconds=tuple(seconds), calls=calls)
+
+
+def parameter_points(experiment: Any, size: int, seed: int) -> dict[str, np.ndarray]:
+    """``size`` points drawn uniformly from each oscillation parameter's sampling range."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in OSCILLATION_PARAMETERS:
+        lo, hi = experiment.parameters[name].sampling_range
+        out[name] = rng.uniform(lo, hi, size)
+    return out
+
+
+def take(points: Mapping[str, np.ndarray], start: int, size: int) -> dict[str, np.ndarray]:
+    return {k: v[start : start + size] for k, v in points.items()}
+
+
+def single_loop(predictor: Any, points: Mapping[str, np.ndarray], exposure: Any, calls: int):
+    """A closure making ``calls`` predict calls of batch 1 on successive points."""
+    n = next(iter(points.values())).shape[0]
+
+    def run() -> None:
+        for i in range(calls):
+            predictor.predict(take(points, i % n, 1), exposure)
+
+    return run
+
+
+def environment() -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count()
+    threads = {
+        k: os.environ[k]
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        if k in os.environ
+    }
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "cpus_usable": affinity,
+        "thread_env": threads,
+    }
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (~20 s)")
+    parser.add_argument("--seed", type=int, default=1, help="MC and parameter-point seed")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    t_start = time.perf_counter()
+
+    cfgs = {
+        s: load("predict", [f"experiment.oscillation.matter={str(s == 'matter').lower()}"])
+        for s in SETTINGS
+    }
+    exps = {s: load_experiment(cfgs[s].experiment) for s in SETTINGS}
+    cfg, exp = cfgs["vacuum"], exps["vacuum"]
+    edges = bin_edges(cfg.binning)
+    exposure = exp.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
+    env = environment()
+    print(
+        f"oscflow predictor benchmark ({'quick' if args.quick else 'full'}): "
+        f"{plan.n_pairs:,} MC pairs, {len(edges) - 1} bins "
+        f"[{edges[0]:g}, {edges[-1]:g}] MeV, exposure {float(cfg.exposure.days):g} d × "
+        f"{float(cfg.exposure.efficiency):g}; python {env['python']}, numpy {env['numpy']}, "
+        f"{env['cpus_usable']} usable CPUs {env['thread_env'] or ''}".rstrip()
+    )
+
+    # MC pairs: warm up on a small sample, keep the last timed sample for the predictors.
+    # (The detector MC does not depend on the oscillation settings: one sample serves both.)
+    exp.simulate_pairs(50_000, seed=args.seed)
+    sim_box: dict[str, Any] = {}
+
+    def simulate() -> None:
+        sim_box["pairs"] = exp.simulate_pairs(plan.n_pairs, seed=args.seed)
+
+    sim = measure(simulate, plan.n_pairs, plan.sim_repeats, warmup=False)
+    pairs = sim_box["pairs"]
+
+    build: dict[str, float] = {}
+    predictors: dict[tuple[str, str], Any] = {}
+    for s in SETTINGS:
+        for method in ("matrix", "reweight"):
+            t0 = time.perf_counter()
+            predictors[s, method] = exps[s].predictor(edges, "prompt", method, pairs)
+            build[f"{method}_{s}"] = time.perf_counter() - t0
+
+    points = parameter_points(exp, max(plan.batch_sizes), seed=args.seed)
+    results: dict[str, dict[str, Timing]] = {s: {} for s in SETTINGS}
+    agreement: dict[str, float] = {}
+    for s in SETTINGS:
+        matrix, reweight = predictors[s, "matrix"], predictors[s, "reweight"]
+        first = take(points, 0, 1)
+        m_tot = total(matrix.predict(first, exposure))[0]
+        r_tot = total(reweight.predict(first, exposure))[0]  # also warms up the reweighter
+        agreement[s] = float(abs(m_tot.sum() / r_tot.sum() - 1.0))
+        results[s]["reweight_single"] = measure(
+            lambda p=reweight, q=first: p.predict(q, exposure),
+            1,
+            plan.reweight_repeats,
+            warmup=False,
+        )
+        results[s]["matrix_single"] = measure(
+            single_loop(matrix, points, exposure, plan.single_calls),
+            plan.single_calls,
+            plan.single_repeats,
+            calls=plan.single_calls,
+        )
+        for b in plan.batch_sizes:
+            batch = take(points, 0, b)
+            results[s][f"matrix_batch{b}"] = measure(
+                lambda p=matrix, q=batch: p.predict(q, exposure), b, plan.batch_repeats
+            )
+
+    # ---- table ----------------------------------------------------------------------
+    rows: list[tuple[str, str, int, Timing, float | None]] = [
+        ("MC pairs/s (simulate_pairs)", "-", plan.n_pairs, sim, None)
+    ]
+    for s in SETTINGS:
+        base = results[s]["reweight_single"].rate
+        named = [("reweight spectra/s [BASELINE]", "reweight_single", 1)]
+        named.append(("matrix spectra/s, single", "matrix_single", 1))
+        named.extend(("matrix spectra/s, batched", f"matrix_batch{b}", b) for b in plan.batch_sizes)
+        rows.extend(
+            (label, s, b, results[s][key], results[s][key].rate / base) for label, key, b in named
+        )
+    header = (
+        f"{'measurement':<31} {'osc.':<6} {'batch':>9} {'calls×reps':>10} {'s/call':>9} "
+        f"{'per second, median (min–max)':>32} {'× reweight':>10}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, setting, b, t, ratio in rows:
+        lo, hi = t.rate_range
+        per_s = f"{fmt_rate(t.rate)} ({fmt_rate(lo)}–{fmt_rate(hi)})"
+        reps = f"{t.calls}×{len(t.seconds)}"
+        print(
+            f"{name:<31} {setting:<6} {b:>9,} {reps:>10} {t.per_call:>9.2e} "
+            f"{per_s:>32} {'' if ratio is None else f'{ratio:,.0f}':>10}"
+        )
+    print()
+    batched_key = f"matrix_batch{max(plan.batch_sizes)}"
+    for key in ("matrix_single", batched_key):
+        ratio = results["matter"][key].rate / results["vacuum"][key].rate
+        print(f"matter / vacuum, {key.replace('_', ' ')}: {ratio:.2f} (spectra/s ratio)")
+    print(
+        "set-up (one-off, s): "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in build.items())
+    )
+    print(
+        "agreement at point 0, |Σ matrix / Σ reweight − 1|: "
+        + ", ".join(f"{s} {v:.1e}" for s, v in agreement.items())
+    )
+    elapsed = time.perf_counter() - t_start
+    print(f"total wall time {elapsed:.1f} s")
+
+    # ---- JSON -----------------------------------------------------------------------
+    def entry(t: Timing) -> dict[str, Any]:
+        return {
+            "per_s": round(t.rate, 3),
+            "median_s": round(t.median, 6),
+            "items_per_repeat": t.items,
+            "repeats": len(t.seconds),
+        }
+
+    figures: dict[str, Any] = {
+        "benchmark": "bench_predictors",
+        "mode": "quick" if args.quick else "full",
+        "n_pairs": plan.n_pairs,
+        "n_bins": len(edges) - 1,
+        "pairs_per_s": round(sim.rate, 1),
+        "spectra_per_s": {s: {k: entry(t) for k, t in results[s].items()} for s in SETTINGS},
+        "ratio_matrix_over_reweight": {
+            s: {
+                k: round(t.rate / results[s]["reweight_single"].rate, 2)
+                for k, t in results[s].items()
+                if k.startswith("matrix")
+            }
+            for s in SETTINGS
+        },
+        "ratio_matter_over_vacuum": {
+            k: round(results["matter"][k].rate / results["vacuum"][k].rate, 3)
+            for k in results["vacuum"]
+        },
+        "build_s": {k: round(v, 3) for k, v in build.items()},
+        "agreement_rel": agreement,
+        "environment": env,
+        "wall_s": round(elapsed, 1),
+    }
+    print(json.dumps(figures, sort_keys=True))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
