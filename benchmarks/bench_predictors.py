@@ -14,8 +14,9 @@ What it measures, all on one machine in one run:
 * One-off set-up costs (building each predictor from the pairs) and the agreement of the
   two predictors at the first parameter point, so that the ratio compares like with like.
 
-Method: ``time.perf_counter``; every measurement is warmed up once, then repeated and the
-median is reported (min–max spread alongside). Parameter points are drawn uniformly from
+Method: ``time.perf_counter``; every measurement is warmed up once, then its repeats are
+taken round-robin with the other measurements (so a slow phase of a shared machine hits
+baseline and matrix alike) and the median is reported, min–max spread alongside. Parameter points are drawn uniformly from
 each oscillation parameter's sampling range (seeded). ``predict`` splits batches into chunks
 of 512 internally, so the batched rate does not depend on B beyond one chunk.
 
@@ -110,18 +111,37 @@ class Timing:
         return self.items / max(self.seconds), self.items / min(self.seconds)
 
 
-def measure(
-    fn: Callable[[], Any], items: int, repeats: int, warmup: bool = True, calls: int = 1
-) -> Timing:
-    """Time ``fn`` ``repeats`` times after one untimed warm-up call."""
-    if warmup:
-        fn()
-    seconds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - t0)
-    return Timing(items=items, seconds=tuple(seconds), calls=calls)
+@dataclass(frozen=True)
+class Job:
+    """One measurement: ``fn`` does ``items`` units of work in ``calls`` calls."""
+
+    fn: Callable[[], Any]
+    items: int
+    repeats: int
+    calls: int = 1
+    warmup: bool = True
+
+
+def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
+    """Warm every job up once, then time the repeats round-robin across the jobs.
+
+    Interleaving spreads slow phases of a shared machine over all measurements instead of
+    letting them land on one, so that ratios between measurements stay meaningful.
+    """
+    for job in jobs.values():
+        if job.warmup:
+            job.fn()
+    seconds: dict[str, list[float]] = {name: [] for name in jobs}
+    for r in range(max(job.repeats for job in jobs.values())):
+        for name, job in jobs.items():
+            if r < job.repeats:
+                t0 = time.perf_counter()
+                job.fn()
+                seconds[name].append(time.perf_counter() - t0)
+    return {
+        name: Timing(items=job.items, seconds=tuple(seconds[name]), calls=job.calls)
+        for name, job in jobs.items()
+    }
 
 
 def parameter_points(experiment: Any, size: int, seed: int) -> dict[str, np.ndarray]:
@@ -205,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def simulate() -> None:
         sim_box["pairs"] = exp.simulate_pairs(plan.n_pairs, seed=args.seed)
 
-    sim = measure(simulate, plan.n_pairs, plan.sim_repeats, warmup=False)
+    sim = measure({"sim": Job(simulate, plan.n_pairs, plan.sim_repeats, warmup=False)})["sim"]
     pairs = sim_box["pairs"]
 
     build: dict[str, float] = {}
@@ -217,21 +237,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             build[f"{method}_{s}"] = time.perf_counter() - t0
 
     points = parameter_points(exp, max(plan.batch_sizes), seed=args.seed)
-    results: dict[str, dict[str, Timing]] = {s: {} for s in SETTINGS}
     agreement: dict[str, float] = {}
+    jobs: dict[tuple[str, str], Job] = {}
     for s in SETTINGS:
         matrix, reweight = predictors[s, "matrix"], predictors[s, "reweight"]
         first = take(points, 0, 1)
+        # The agreement check doubles as the reweighter's warm-up (one call is ~1 s).
         m_tot = total(matrix.predict(first, exposure))[0]
-        r_tot = total(reweight.predict(first, exposure))[0]  # also warms up the reweighter
+        r_tot = total(reweight.predict(first, exposure))[0]
         agreement[s] = float(abs(m_tot.sum() / r_tot.sum() - 1.0))
-        results[s]["reweight_single"] = measure(
+        jobs[s, "reweight_single"] = Job(
             lambda p=reweight, q=first: p.predict(q, exposure),
             1,
             plan.reweight_repeats,
             warmup=False,
         )
-        results[s]["matrix_single"] = measure(
+        jobs[s, "matrix_single"] = Job(
             single_loop(matrix, points, exposure, plan.single_calls),
             plan.single_calls,
             plan.single_repeats,
@@ -239,9 +260,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         for b in plan.batch_sizes:
             batch = take(points, 0, b)
-            results[s][f"matrix_batch{b}"] = measure(
+            jobs[s, f"matrix_batch{b}"] = Job(
                 lambda p=matrix, q=batch: p.predict(q, exposure), b, plan.batch_repeats
             )
+    timings = measure({f"{s}/{key}": job for (s, key), job in jobs.items()})
+    results: dict[str, dict[str, Timing]] = {s: {} for s in SETTINGS}
+    for s, key in jobs:
+        results[s][key] = timings[f"{s}/{key}"]
 
     # ---- table ----------------------------------------------------------------------
     rows: list[tuple[str, str, int, Timing, float | None]] = [

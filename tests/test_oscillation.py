@@ -17,7 +17,11 @@ E = np.linspace(1.9, 12.0, 2001)
 
 
 def _reference_probability(
-    energy: np.ndarray, baseline: float, p: OscillationParameters, density: float, th23: float,
+    energy: np.ndarray,
+    baseline: float,
+    p: OscillationParameters,
+    density: float,
+    th23: float,
     delta: float,
 ) -> np.ndarray:
     """Brute force: full complex PMNS (with θ₂₃, δ), numpy eigh of the 3×3 Hamiltonian."""

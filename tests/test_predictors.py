@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import NOMINAL
 
+from helpers import NOMINAL
 from oscflow.config import load
 from oscflow.experiments import load_experiment
 from oscflow.experiments.juno import JunoExperiment
@@ -54,7 +54,11 @@ def test_neutrino_energy_quadrature_equals_brute_force_integral(juno: JunoExperi
     p = OscillationParameters(**NOMINAL)
     expected = {"near_reactors": np.zeros(4), "far_reactors": np.zeros(4)}
     for core in juno.source.cores:
-        dens = ibd.cross_section(e) * core.flux(e) * survival_probability(e, core.baseline_km, p, matter=True)
+        dens = (
+            ibd.cross_section(e)
+            * core.flux(e)
+            * survival_probability(e, core.baseline_km, p, matter=True)
+        )
         cum = np.concatenate([[0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(e))])
         expected[core.group] += np.diff(np.interp(edges, e, cum)) * EXPOSURE.proton_seconds
     for g, v in expected.items():
@@ -95,7 +99,9 @@ def test_detector_parameters_as_inputs_match_a_rebuilt_detector(
     """escale/res_a passed per sample give what a detector configured with them gives, for
     both routes, and change the spectrum."""
     rebuilt = load_experiment(
-        load("predict", ["experiment.detector.escale=1.01", "experiment.detector.res_a=0.03"]).experiment
+        load(
+            "predict", ["experiment.detector.escale=1.01", "experiment.detector.res_a=0.03"]
+        ).experiment
     )
     params = {**NOMINAL, "escale": np.array([1.0, 1.01]), "res_a": np.array([0.0261, 0.03])}
     for method in ("matrix", "reweight"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import NOMINAL
 
+from helpers import NOMINAL
 from oscflow.config import load
 from oscflow.experiments import load_experiment
 

@@ -57,10 +57,7 @@ def test_flux_normalisation_at_one_km() -> None:
     """Φ(E) = P/⟨E_f⟩ · S(E) / (4πL²), checked by hand at 4 MeV for 1 GW at 1 km."""
     core = reactor.Core("x", 1.0, 1.0, "g", {"U235": 1.0})
     expected = (
-        1e9
-        / (201.92 * MEV_TO_JOULE)
-        * reactor.isotope_spectrum(4.0, "U235")
-        / (4 * np.pi * 1e10)
+        1e9 / (201.92 * MEV_TO_JOULE) * reactor.isotope_spectrum(4.0, "U235") / (4 * np.pi * 1e10)
     )
     assert core.flux(4.0) == pytest.approx(expected, rel=1e-12)
 

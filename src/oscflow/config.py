@@ -68,15 +68,51 @@ def load(job: str, overrides: Sequence[str] = ()) -> DictConfig:
             "choose one of the available options listed above",
         ) from None
     except (ConfigCompositionException, HydraException, OmegaConfBaseException) as exc:
+        unknown = _unknown_key(job, overrides)
+        if unknown is not None:
+            raise unknown from None
         cause = exc.__cause__ or exc
         text = str(cause).splitlines()[0]
         key = _key_of(str(exc) + " " + str(cause))
         raise ConfigError(
             key,
             f"invalid override ({text})",
-            "check the key name and value; `oscflow <job> --cfg` prints the config",
+            "check the key name and value; `oscflow <command> --cfg` prints the config",
         ) from None
     return cfg
+
+
+def _unknown_key(job: str, overrides: Sequence[str]) -> ConfigError | None:
+    """If an override names a key the config does not have, say which keys exist there."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=job):
+        base = compose(config_name=job)
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if "/" in key or key.startswith("hydra"):
+            continue
+        parts = key.split(".")
+        node: Any = base
+        for depth, part in enumerate(parts):
+            container = node
+            if OmegaConf.is_list(container):
+                if part.isdigit() and int(part) < len(container):
+                    node = container[int(part)]
+                    continue
+                return ConfigError(
+                    key, f"index {part} is out of range", f"use 0..{len(container) - 1}"
+                )
+            if not OmegaConf.is_dict(container) or part not in container:
+                where = ".".join(parts[:depth]) or "the top level"
+                options = (
+                    ", ".join(str(k) for k in container) if OmegaConf.is_dict(container) else ""
+                )
+                return ConfigError(
+                    key,
+                    f"unknown key: {where} has no {part!r}",
+                    f"use one of: {options}" if options else "remove this override",
+                )
+            node = container[part]
+    return None
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
