@@ -237,6 +237,19 @@ class ReweightPredictor(_Predictor):
         rate = source.rate_per_proton_second(enu)  # (C, n)
         # Per-core importance weight per proton-second: N_c(E)/(n g(E)).
         self._core_weight = rate / (pairs.size * pairs.pdf(enu))
+        self._bin_cache: tuple[object, tuple[NDArray[np.intp], NDArray[np.bool_]]] | None = None
+
+    def _bins(self, det: DetectorConfig) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        """Output-bin index of every event inside the binning, and the inside mask (cached for
+        the last detector configuration)."""
+        key = (self.energy, det)
+        if self._bin_cache is None or self._bin_cache[0] != key:
+            ev = self.pairs.events
+            x = ev.enu if self.energy == "neutrino" else reconstruct(ev.e_vis, ev.z, det)
+            idx = np.searchsorted(self.edges, x, side="right") - 1
+            inside = (idx >= 0) & (idx < len(self.edges) - 1)
+            self._bin_cache = (key, (idx[inside], inside))
+        return self._bin_cache[1]
 
     def predict(
         self, params: Mapping[str, ArrayLike], exposure: Exposure, chunk: int = 8
@@ -250,14 +263,9 @@ class ReweightPredictor(_Predictor):
             sub = {name: v[start:stop] for name, v in batch.items()}
             per_group = self.source.group_survival(ev.enu, self._core_weight, sub, self.settings)
             for i in range(stop - start):
-                if self.energy == "neutrino":
-                    x = ev.enu
-                else:
-                    x = reconstruct(ev.e_vis, ev.z, _detector_for(self.detector, sub, i))
-                idx = np.searchsorted(self.edges, x, side="right") - 1
-                inside = (idx >= 0) & (idx < k)
+                idx, inside = self._bins(_detector_for(self.detector, sub, i))
                 for g, w in per_group.items():
-                    out[g][start + i] = np.bincount(idx[inside], weights=w[i][inside], minlength=k)
+                    out[g][start + i] = np.bincount(idx, weights=w[i][inside], minlength=k)
         return {g: v * exposure.proton_seconds for g, v in out.items()}
 
 
