@@ -16,9 +16,10 @@ What it measures, all on one machine in one run:
 
 Method: ``time.perf_counter``; every measurement is warmed up once, then its repeats are
 taken round-robin with the other measurements (so a slow phase of a shared machine hits
-baseline and matrix alike) and the median is reported, min–max spread alongside. Parameter points are drawn uniformly from
-each oscillation parameter's sampling range (seeded). ``predict`` splits batches into chunks
-of 512 internally, so the batched rate does not depend on B beyond one chunk.
+baseline and matrix alike) and the median is reported, min–max spread alongside.
+Parameter points are drawn uniformly from each oscillation parameter's sampling range
+(seeded). ``predict`` splits batches into chunks of 512 internally, so the batched rate
+does not depend on B beyond one chunk.
 
 Run from the repository root::
 
@@ -26,7 +27,13 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_predictors.py --quick    # ~20 s, fewer repeats
 
 The last line printed is a single JSON object with every figure (for scripts and logs).
-BLAS threads follow the usual environment variables (OMP_NUM_THREADS, ...), echoed there.
+
+BLAS threads follow the usual environment variables, which are echoed in the output. On a
+machine shared with other busy processes, OpenBLAS's default of one thread per core makes
+the batch-1 matrix call up to ~10× slower (its threads wait on each other for small
+products); pin them to compare like with like::
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_predictors.py
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +61,6 @@ from oscflow.physics.predictors import OSCILLATION_PARAMETERS, total
 class Plan:
     """How much work each measurement does."""
 
-    n_pairs: int
     sim_repeats: int
     batch_sizes: tuple[int, ...]
     batch_repeats: int
@@ -62,7 +70,6 @@ class Plan:
 
 
 FULL = Plan(
-    n_pairs=1_000_000,
     sim_repeats=3,
     batch_sizes=(1024, 4096),
     batch_repeats=3,
@@ -71,7 +78,6 @@ FULL = Plan(
     reweight_repeats=5,
 )
 QUICK = Plan(
-    n_pairs=1_000_000,
     sim_repeats=2,
     batch_sizes=(1024,),
     batch_repeats=2,
@@ -169,6 +175,30 @@ def single_loop(predictor: Any, points: Mapping[str, np.ndarray], exposure: Any,
     return run
 
 
+def source_revision() -> str:
+    """Git commit of the checkout, with "+dirty" when src/ has uncommitted changes: the
+    predictors change under active development, so every figure says what it measured."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--", "src") else "")
+
+
 def environment() -> dict[str, Any]:
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -180,11 +210,13 @@ def environment() -> dict[str, Any]:
         if k in os.environ
     }
     return {
+        "revision": source_revision(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpus_usable": affinity,
         "thread_env": threads,
+        "loadavg_1min_at_start": round(os.getloadavg()[0], 2),
     }
 
 
@@ -208,14 +240,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg, exp = cfgs["vacuum"], exps["vacuum"]
     edges = bin_edges(cfg.binning)
     exposure = exp.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
+    n_pairs = int(cfg.mc.n_pairs)
     env = environment()
     print(
         f"oscflow predictor benchmark ({'quick' if args.quick else 'full'}): "
-        f"{plan.n_pairs:,} MC pairs, {len(edges) - 1} bins "
+        f"{n_pairs:,} MC pairs, {len(edges) - 1} bins "
         f"[{edges[0]:g}, {edges[-1]:g}] MeV, exposure {float(cfg.exposure.days):g} d × "
-        f"{float(cfg.exposure.efficiency):g}; python {env['python']}, numpy {env['numpy']}, "
-        f"{env['cpus_usable']} usable CPUs {env['thread_env'] or ''}".rstrip()
+        f"{float(cfg.exposure.efficiency):g}; oscflow {env['revision']}, "
+        f"python {env['python']}, numpy {env['numpy']}, "
+        f"{env['cpus_usable']} usable CPUs, BLAS threads "
+        + (", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or "default")
     )
+    if env["loadavg_1min_at_start"] > 0.5:
+        print(
+            f"note: 1-min load average {env['loadavg_1min_at_start']:.1f} at start: "
+            "other processes may share the CPUs (see the module docstring on BLAS threads)"
+        )
 
     # MC pairs: warm up on a small sample, keep the last timed sample for the predictors.
     # (The detector MC does not depend on the oscillation settings: one sample serves both.)
@@ -223,9 +263,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sim_box: dict[str, Any] = {}
 
     def simulate() -> None:
-        sim_box["pairs"] = exp.simulate_pairs(plan.n_pairs, seed=args.seed)
+        sim_box["pairs"] = exp.simulate_pairs(n_pairs, seed=args.seed)
 
-    sim = measure({"sim": Job(simulate, plan.n_pairs, plan.sim_repeats, warmup=False)})["sim"]
+    sim = measure({"sim": Job(simulate, n_pairs, plan.sim_repeats, warmup=False)})["sim"]
     pairs = sim_box["pairs"]
 
     build: dict[str, float] = {}
@@ -270,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # ---- table ----------------------------------------------------------------------
     rows: list[tuple[str, str, int, Timing, float | None]] = [
-        ("MC pairs/s (simulate_pairs)", "-", plan.n_pairs, sim, None)
+        ("MC pairs/s (simulate_pairs)", "-", n_pairs, sim, None)
     ]
     for s in SETTINGS:
         base = results[s]["reweight_single"].rate
@@ -323,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "benchmark": "bench_predictors",
         "mode": "quick" if args.quick else "full",
-        "n_pairs": plan.n_pairs,
+        "n_pairs": n_pairs,
         "n_bins": len(edges) - 1,
         "pairs_per_s": round(sim.rate, 1),
         "spectra_per_s": {s: {k: entry(t) for k, t in results[s].items()} for s in SETTINGS},
