@@ -141,4 +141,5 @@ def bin_edges(binning: Any) -> Any:
         raise ConfigError(
             "binning.nbins", f"{nbins} must be >= 1", "set binning.nbins to a positive integer"
         )
-    return np.linspace(emin, emax, nbins + 1)
+    # Rounded so that edges read back from JSON as the decimals the user typed.
+    return np.round(np.linspace(emin, emax, nbins + 1), 12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "params": params,
         "ordering": experiment.settings.ordering,
         "matter": experiment.settings.matter,
-        "exposure": {
-            "days": exposure.days,
-            "efficiency": exposure.efficiency,
-            "free_protons": exposure.free_protons,
-        },
+        "exposure": dataclasses.asdict(exposure),
         "predictor": {
             "kind": str(cfg.predictor),
             "method": str(cfg.method),

@@ -9,6 +9,7 @@ once in ``backgrounds.npy`` with names in ``meta["backgrounds"]``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "fixed": fixed,
             "ordering": experiment.settings.ordering,
             "matter": experiment.settings.matter,
-            "exposure": {
-                "days": exposure.days,
-                "efficiency": exposure.efficiency,
-                "free_protons": exposure.free_protons,
-            },
+            "exposure": dataclasses.asdict(exposure),
             "sources": list(predictor.groups),
             "backgrounds": list(backgrounds),
             "splits": splits,
