@@ -20,12 +20,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job on the embedded default: build the demo JUNO dataset through the DVC pipeline,
-# push it to the local DVC remote and print what was made and where it went.
+# push it to the local DVC remote, print what was made and where it went, and plot the nominal
+# spectrum by source (outputs/demo/juno_prompt_spectrum.png).
 demo: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
 	$(BIN)/oscflow summary data=$$(sed -n 's/^data: *//p' params.yaml)
+	$(BIN)/oscflow predict plot=outputs/demo/juno_prompt_spectrum.png
 
 # The full test suite (also what CI runs).
 test: $(STAMP)

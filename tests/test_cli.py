@@ -149,3 +149,15 @@ def test_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+def test_predict_plot_is_a_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "figs" / "spectrum.png"
+    out = _predict(
+        capsys, "energy=neutrino", "binning.emin=1.8", "binning.emax=10", f"plot={target}"
+    )
+    assert out["plot"] == str(target)
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+    assert [p.name for p in target.parent.iterdir()] == ["spectrum.png"]

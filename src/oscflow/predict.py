@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     prediction = experiment.predict(params, exposure, predictor, backgrounds=bool(cfg.backgrounds))
     counts = prediction.counts[0]
     by_source = {k: v[0] for k, v in prediction.by_source.items()}
+    plot = _plot(cfg, experiment, params, exposure, edges, energy, pairs, by_source)
     return {
         "experiment": experiment.name,
         "energy": energy,
@@ -65,12 +66,44 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "ordering": experiment.settings.ordering,
         "matter": experiment.settings.matter,
         "exposure": dataclasses.asdict(exposure),
+        "plot": plot,
         "predictor": {
             "kind": str(cfg.predictor),
             "method": str(cfg.method),
             "mc_pairs": pairs_from,
         },
     }
+
+
+def _plot(
+    cfg: DictConfig,
+    experiment: Any,
+    params: dict[str, float],
+    exposure: Any,
+    edges: Any,
+    energy: str,
+    pairs: MCPairs | None,
+    by_source: dict[str, Any],
+) -> str | None:
+    """PNG of the spectrum by source with the other mass ordering as the residual reference."""
+    if not cfg.plot:
+        return None
+    from .plots.spectrum import plot_spectrum
+
+    ordering = experiment.settings.ordering
+    other = "inverted" if ordering == "normal" else "normal"
+    alt = experiment.with_ordering(other)
+    alt_pred = alt.predict(params, exposure, alt.predictor(edges, energy, str(cfg.method), pairs))
+    path = plot_spectrum(
+        cfg.plot,
+        edges,
+        by_source,
+        reference=alt_pred.counts[0],
+        reference_label={"normal": "NO", "inverted": "IO"}[other],
+        title=f"{experiment.name}: {ordering} ordering, {exposure.days:g} days",
+        energy_label="prompt energy [MeV]" if energy == "prompt" else "neutrino energy [MeV]",
+    )
+    return str(path)
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -89,4 +122,6 @@ def summary_table(result: dict[str, Any]) -> str:
     lines.append(
         f"  peak bin {peak} at {result['bin_edges'][peak]:.3f} MeV: {result['counts'][peak]:.1f}"
     )
+    if result.get("plot"):
+        lines.append(f"  plot: {result['plot']}")
     return "\n".join(lines)

@@ -104,7 +104,9 @@ def _detector(cfg: Mapping[str, Any]) -> DetectorConfig:
         ) from None
 
 
-def _backgrounds(cfg: Mapping[str, Any]) -> tuple[BackgroundCategory, ...]:
+def _backgrounds(
+    cfg: Mapping[str, Any], detector: DetectorConfig
+) -> tuple[BackgroundCategory, ...]:
     out = []
     for name, b in cfg.items():
         path = f"experiment.backgrounds.{name}"
@@ -127,6 +129,7 @@ def _backgrounds(cfg: Mapping[str, Any]) -> tuple[BackgroundCategory, ...]:
                 shape=str(b["shape"]),
                 shape_params=dict(b.get("shape_params") or {}),
                 norm_window=window,  # type: ignore[arg-type]
+                resolution=detector.sigma if b.get("smear", False) else None,
             )
         )
     return tuple(out)
@@ -165,7 +168,7 @@ class JunoExperiment(Experiment):
                 osc, "electron_fraction", "experiment.oscillation", nonneg=True
             ),
         )
-        self.backgrounds = _backgrounds(cfg.get("backgrounds") or {})
+        self.backgrounds = _backgrounds(cfg.get("backgrounds") or {}, self.detector)
         self.free_protons = _number(cfg, "free_protons", "experiment", positive=True)
         self.emax_nu = _number(cfg, "neutrino_energy_max", "experiment", positive=True)
         self.response_fine_bins = int(cfg.get("response_fine_bins", 1500))

@@ -1,0 +1,1 @@
+"""Figures people look at, saved as PNG (matplotlib, non-interactive Agg backend)."""
