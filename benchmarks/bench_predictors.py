@@ -40,18 +40,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from _timing import Job, Timing, environment, fmt_rate, measure
 from oscflow.config import bin_edges, load
 from oscflow.experiments import load_experiment
 from oscflow.physics.predictors import OSCILLATION_PARAMETERS, total
@@ -88,68 +84,6 @@ QUICK = Plan(
 SETTINGS = ("vacuum", "matter")
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Median and spread of repeated timings; each repeat makes ``calls`` calls that do
-    ``items`` units of work (pairs or spectra) in all."""
-
-    items: int
-    seconds: tuple[float, ...]
-    calls: int = 1
-
-    @property
-    def median(self) -> float:
-        """Median seconds per repeat."""
-        return statistics.median(self.seconds)
-
-    @property
-    def per_call(self) -> float:
-        """Median seconds per call."""
-        return self.median / self.calls
-
-    @property
-    def rate(self) -> float:
-        """Units of work per second at the median time."""
-        return self.items / self.median
-
-    @property
-    def rate_range(self) -> tuple[float, float]:
-        return self.items / max(self.seconds), self.items / min(self.seconds)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One measurement: ``fn`` does ``items`` units of work in ``calls`` calls."""
-
-    fn: Callable[[], Any]
-    items: int
-    repeats: int
-    calls: int = 1
-    warmup: bool = True
-
-
-def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
-    """Warm every job up once, then time the repeats round-robin across the jobs.
-
-    Interleaving spreads slow phases of a shared machine over all measurements instead of
-    letting them land on one, so that ratios between measurements stay meaningful.
-    """
-    for job in jobs.values():
-        if job.warmup:
-            job.fn()
-    seconds: dict[str, list[float]] = {name: [] for name in jobs}
-    for r in range(max(job.repeats for job in jobs.values())):
-        for name, job in jobs.items():
-            if r < job.repeats:
-                t0 = time.perf_counter()
-                job.fn()
-                seconds[name].append(time.perf_counter() - t0)
-    return {
-        name: Timing(items=job.items, seconds=tuple(seconds[name]), calls=job.calls)
-        for name, job in jobs.items()
-    }
-
-
 def parameter_points(experiment: Any, size: int, seed: int) -> dict[str, np.ndarray]:
     """``size`` points drawn uniformly from each oscillation parameter's sampling range."""
     rng = np.random.default_rng(seed)
@@ -173,55 +107,6 @@ def single_loop(predictor: Any, points: Mapping[str, np.ndarray], exposure: Any,
             predictor.predict(take(points, i % n, 1), exposure)
 
     return run
-
-
-def source_revision() -> str:
-    """Git commit of the checkout, with "+dirty" when src/ has uncommitted changes: the
-    predictors change under active development, so every figure says what it measured."""
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if not commit:
-        return "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--", "src") else "")
-
-
-def environment() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = os.cpu_count()
-    threads = {
-        k: os.environ[k]
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        if k in os.environ
-    }
-    return {
-        "revision": source_revision(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "machine": platform.machine(),
-        "cpus_usable": affinity,
-        "thread_env": threads,
-        "loadavg_1min_at_start": round(os.getloadavg()[0], 2),
-    }
-
-
-def fmt_rate(x: float) -> str:
-    return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -2,3 +2,47 @@
 
 # PDG 2022 normal ordering (R.L. Workman et al., PTEP 2022, 083C01).
 NOMINAL = {"sin2_th12": 0.307, "sin2_th13": 0.0220, "dm2_21": 7.53e-5, "dm2_32": 2.453e-3}
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cwd: Path, *cmd: str) -> str:
+    """Run a command with this interpreter's bin directory first on PATH; fail loudly."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("OSCFLOW_CONFIG_DIR", None)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def make_clone(dest: Path, data_name: str, data_cfg: dict[str, Any]) -> Path:
+    """A new git repository at ``dest`` with this checkout's files (tracked and not ignored),
+    a dataset config ``conf/data/<data_name>.yaml`` and params.yaml selecting it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / f"conf/data/{data_name}.yaml").write_text(yaml.safe_dump(data_cfg))
+    (dest / "params.yaml").write_text(f"data: {data_name}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run(dest, "git", "init", "-q")
+    run(dest, "git", "add", "-A")
+    run(dest, *git, "commit", "-qm", "clone")
+    return dest

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from helpers import NOMINAL
+from helpers import NOMINAL, make_clone
+from helpers import run as _run
 from oscflow.config import load
 from oscflow.data.simulate import read_pairs
 from oscflow.experiments import load_experiment
@@ -36,37 +33,9 @@ TINY = {
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 
-def _run(cwd: Path, *cmd: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("OSCFLOW_CONFIG_DIR", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new git repository holding this checkout's files (tracked and not ignored)."""
-    dest = tmp_path_factory.mktemp("clone")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "conf/data/tiny.yaml").write_text(yaml.safe_dump(TINY))
-    (dest / "params.yaml").write_text("data: tiny\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    _run(dest, "git", "init", "-q")
-    _run(dest, "git", "add", "-A")
-    _run(dest, *git, "commit", "-qm", "clone")
-    return dest
+    return make_clone(tmp_path_factory.mktemp("clone"), "tiny", TINY)
 
 
 def _stages_run(log: str) -> set[str]:

@@ -21,6 +21,7 @@ commands:
   spectra    DVC stage: sampled parameters and exact spectra          (conf/spectra.yaml)
   predict    expected spectrum for given parameters and exposure      (conf/predict.yaml)
   summary    what the dataset pipeline produced and where it went     (conf/spectra.yaml)
+  train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
 
 options:
   --json     print the result as JSON on stdout
@@ -46,6 +47,12 @@ def _predict(cfg: Any) -> dict[str, Any]:
     return run(cfg)
 
 
+def _train(cfg: Any, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    from .train import run
+
+    return run(cfg, overrides)
+
+
 def _summary(cfg: Any) -> dict[str, Any]:
     from .data.summary import run
 
@@ -57,6 +64,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "spectra": ("spectra", _spectra),
     "predict": ("predict", _predict),
     "summary": ("spectra", _summary),
+    "train": ("train", _train),
 }
 
 
@@ -91,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     overrides = [a for a in rest if not a.startswith("--")]
+    if command == "predict":  # `model=<uri>`: the group name `model` belongs to training
+        overrides = [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
     job, fn = COMMANDS[command]
     try:
         from .config import load
@@ -99,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if show_cfg:
             print(OmegaConf.to_yaml(cfg))
             return 0
-        result = fn(cfg)
+        result = fn(cfg, overrides) if command == "train" else fn(cfg)
     except OscflowError as exc:
         print(f"oscflow {command}: error: {exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 
-JOBS = ("simulate", "spectra", "predict")
+JOBS = ("simulate", "spectra", "predict", "train")
 
 
 def config_dir() -> Path:

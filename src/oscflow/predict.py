@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .experiments import load_experiment
 from .physics.predictors import MCPairs
 
-PREDICTORS = ("exact",)
+PREDICTORS = ("exact", "surrogate")
 
 
 def _pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
@@ -35,24 +35,90 @@ def _pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
     return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
 
 
+def _surrogate_reactors(
+    cfg: DictConfig, params: dict[str, float], exposure: Any, edges: Any, energy: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reactor spectrum from a registered surrogate, scaled from its reference exposure."""
+    if not cfg.model_uri:
+        raise ConfigError(
+            "model",
+            "predictor=surrogate needs a model",
+            "give model=models:/juno-spectrum@champion (or /<version>)",
+        )
+    import mlflow
+
+    from .registry import load_surrogate
+    from .tracking.runs import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir))
+    try:
+        surrogate = load_surrogate(str(cfg.model_uri))
+    except mlflow.exceptions.MlflowException as exc:
+        raise ConfigError(
+            "model",
+            f"cannot load {cfg.model_uri} ({str(exc).splitlines()[0]})",
+            "check the URI and logger.tracking_uri",
+        ) from None
+    spec = surrogate.spec
+    if (
+        energy != spec.energy
+        or len(edges) != len(spec.bin_edges)
+        or not np.allclose(edges, spec.bin_edges, atol=1e-9)
+    ):
+        raise ConfigError(
+            "binning",
+            f"the surrogate predicts {spec.energy} energy in {len(spec.bin_edges) - 1} bins "
+            f"{spec.bin_edges[0]:g}–{spec.bin_edges[-1]:g} MeV, not the requested binning",
+            f"use energy={spec.energy} binning.emin={spec.bin_edges[0]:g} binning.emax={spec.bin_edges[-1]:g} binning.nbins={len(spec.bin_edges) - 1}",
+        )
+    for name, (lo, hi) in zip(spec.inputs, spec.ranges, strict=True):
+        if name in params and not lo <= params[name] <= hi:
+            raise ConfigError(
+                f"params.{name}",
+                f"{params[name]:g} is outside the surrogate's training range [{lo:g}, {hi:g}]",
+                "stay inside it or use predictor=exact",
+            )
+    point = {**spec.fixed, **params}
+    scale = (
+        exposure.days * exposure.efficiency / (spec.exposure["days"] * spec.exposure["efficiency"])
+    )
+    counts = surrogate.predict_named(point)[0] * scale
+    return {"reactors": counts}, {
+        "kind": "surrogate",
+        "model": str(cfg.model_uri),
+        "inputs": list(spec.inputs),
+    }
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Compute the spectrum described by ``cfg``; returns the JSON-ready result."""
     if cfg.predictor not in PREDICTORS:
-        raise ConfigError(
-            "predictor", f"{cfg.predictor!r} is not available yet", f"use one of {PREDICTORS}"
-        )
+        raise ConfigError("predictor", f"{cfg.predictor!r} is unknown", f"use one of {PREDICTORS}")
     experiment = load_experiment(cfg.experiment)
     params = experiment.validate_params(dict(cfg.params))
     exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
     edges = bin_edges(cfg.binning)
     energy = str(cfg.energy)
-    need_pairs = energy == "prompt" or cfg.method == "reweight"
-    pairs, pairs_from = _pairs(cfg, experiment) if need_pairs else (None, None)
-    predictor = experiment.predictor(edges, energy, str(cfg.method), pairs)
-    prediction = experiment.predict(params, exposure, predictor, backgrounds=bool(cfg.backgrounds))
-    counts = prediction.counts[0]
-    by_source = {k: v[0] for k, v in prediction.by_source.items()}
-    plot = _plot(cfg, experiment, params, exposure, edges, energy, pairs, by_source)
+    pairs = None
+    if cfg.predictor == "surrogate":
+        by_source, predictor_info = _surrogate_reactors(cfg, params, exposure, edges, energy)
+        if cfg.backgrounds:
+            by_source.update(experiment.background_spectra(edges, exposure.days, energy))
+    else:
+        need_pairs = energy == "prompt" or cfg.method == "reweight"
+        pairs, pairs_from = _pairs(cfg, experiment) if need_pairs else (None, None)
+        predictor = experiment.predictor(edges, energy, str(cfg.method), pairs)
+        prediction = experiment.predict(
+            params, exposure, predictor, backgrounds=bool(cfg.backgrounds)
+        )
+        by_source = {k: v[0] for k, v in prediction.by_source.items()}
+        predictor_info = {"kind": "exact", "method": str(cfg.method), "mc_pairs": pairs_from}
+    counts = np.sum(list(by_source.values()), axis=0)
+    plot = (
+        _plot(cfg, experiment, params, exposure, edges, energy, pairs, by_source)
+        if cfg.predictor == "exact"
+        else None
+    )
     return {
         "experiment": experiment.name,
         "energy": energy,
@@ -60,18 +126,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "bin_edges": edges.tolist(),
         "counts": counts.tolist(),
         "total": float(counts.sum()),
-        "by_source": {k: v.tolist() for k, v in by_source.items()},
-        "totals_by_source": {k: float(v.sum()) for k, v in by_source.items()},
+        "by_source": {k: np.asarray(v).tolist() for k, v in by_source.items()},
+        "totals_by_source": {k: float(np.sum(v)) for k, v in by_source.items()},
         "params": params,
         "ordering": experiment.settings.ordering,
         "matter": experiment.settings.matter,
         "exposure": dataclasses.asdict(exposure),
         "plot": plot,
-        "predictor": {
-            "kind": str(cfg.predictor),
-            "method": str(cfg.method),
-            "mc_pairs": pairs_from,
-        },
+        "predictor": predictor_info,
     }
 
 

@@ -1,0 +1,60 @@
+"""PCA-compressed output head: an MLP predicts k principal-component coefficients of the
+(scaled) spectrum; a fixed linear decoder, the top-k right singular vectors of the scaled
+training outputs, maps them back to all bins. Spectra of oscillation parameters live close to a
+low-dimensional manifold, so k ≪ n_bins; the decoder's smooth basis also suppresses the
+bin-to-bin "oscillatory artefacts" seed 001 reports for direct-output networks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import register
+from .seed_mlp import mlp
+
+
+class PCAHead(nn.Module):
+    def __init__(self, n_in: int, n_out: int, hidden: list[int], act: str, k: int) -> None:
+        super().__init__()
+        self.body = mlp(n_in, k, hidden, act)
+        self.register_buffer("basis", torch.zeros(k, n_out))
+        self.register_buffer("offset", torch.zeros(n_out))
+
+    def fit(self, outputs: torch.Tensor) -> float:
+        """Set the basis from scaled training outputs; returns the explained variance fraction."""
+        k = self.basis.shape[0]
+        mean = outputs.mean(0)
+        centred = (outputs - mean).double()
+        _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+        self.offset.copy_(mean)
+        self.basis.copy_(vh[:k].float())
+        return float((s[:k] ** 2).sum() / (s**2).sum())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) @ self.basis + self.offset
+
+
+@register("pca_mlp")
+def build(
+    n_in: int,
+    n_out: int,
+    options: Mapping[str, Any],
+    fit_outputs: Callable[[], torch.Tensor] | None = None,
+) -> nn.Module:
+    k = int(options.get("components", 32))
+    if not 1 <= k <= n_out:
+        msg = f"model.components = {k} must be in [1, {n_out}]"
+        raise ValueError(msg)
+    head = PCAHead(
+        n_in,
+        n_out,
+        list(options.get("hidden", [256, 256])),
+        str(options.get("activation", "silu")),
+        k,
+    )
+    if fit_outputs is not None:
+        head.fit(fit_outputs())
+    return head

@@ -1,0 +1,148 @@
+"""Lightning DataModule over the memory-mapped spectra datasets of the ``spectra`` DVC stage.
+
+Batches are read from the ``.npy`` memmaps by index arrays (one fancy-index read per batch), so
+the full-scale data (GBs) is never copied into RAM. Shuffling uses a seeded generator per
+epoch: the same seed gives the same batches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..data.io import load_array, read_meta
+from ..data.spectra import FORMAT, SPLITS
+
+
+class DatasetMismatchError(ValueError):
+    """The dataset's metadata does not match what the model expects."""
+
+
+class _BatchDataset(Dataset):
+    """Item = a whole batch: index array → (params float32, spectra float32)."""
+
+    def __init__(self, directory: Path, split: str) -> None:
+        self.directory = directory
+        self.split = split
+        self._params: np.ndarray | None = None
+        self._spectra: np.ndarray | None = None
+        self.size = int(load_array(directory, f"{split}_params").shape[0])
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._params is None:  # opened lazily: each worker maps its own view
+            self._params = load_array(self.directory, f"{self.split}_params")
+            self._spectra = load_array(self.directory, f"{self.split}_spectra")
+        return self._params, self._spectra  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        params, spectra = self._arrays()
+        idx = np.sort(np.asarray(index))
+        return (
+            torch.from_numpy(np.asarray(params[idx], dtype=np.float32)),
+            torch.from_numpy(np.asarray(spectra[idx], dtype=np.float32)),
+        )
+
+
+class _BatchSampler(Sampler[np.ndarray]):
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(self.size)
+            self.epoch += 1
+        else:
+            order = np.arange(self.size)
+        for start in range(0, self.size, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        return (self.size + self.batch_size - 1) // self.batch_size
+
+
+class SpectraDataModule(L.LightningDataModule):
+    """train/val/test splits of one spectra dataset directory."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.meta: dict[str, Any] = read_meta(self.directory)
+        if self.meta.get("format") != FORMAT:
+            msg = f"{self.directory}: format {self.meta.get('format')!r} is not {FORMAT!r}; rebuild it with `dvc repro`"
+            raise DatasetMismatchError(msg)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+
+    def check_matches(self, expected: Mapping[str, Any]) -> None:
+        """Refuse a dataset whose inputs, binning or energy variable differ from ``expected``."""
+        problems = []
+        if "inputs" in expected and list(expected["inputs"]) != list(self.meta["inputs"]):
+            problems.append(
+                f"parameter names {self.meta['inputs']} ≠ model's {list(expected['inputs'])}"
+            )
+        if "bin_edges" in expected:
+            mine, theirs = np.asarray(self.meta["bin_edges"]), np.asarray(expected["bin_edges"])
+            if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=0, atol=1e-9):
+                problems.append(
+                    f"binning {len(mine) - 1} bins {mine[0]:g}–{mine[-1]:g} MeV ≠ model's "
+                    f"{len(theirs) - 1} bins {theirs[0]:g}–{theirs[-1]:g} MeV"
+                )
+        if "energy" in expected and expected["energy"] != self.meta["energy"]:
+            problems.append(
+                f"energy variable {self.meta['energy']!r} ≠ model's {expected['energy']!r}"
+            )
+        if problems:
+            msg = (
+                f"dataset {self.directory} does not match the model: {'; '.join(problems)}. "
+                "Fix: train on a dataset built with the same binning and inputs (dvc repro with "
+                "the model's config), or start a new model instead of resuming this one"
+            )
+            raise DatasetMismatchError(msg)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(params, spectra) memmaps of a split."""
+        if name not in SPLITS:
+            msg = f"unknown split {name!r}; splits are {SPLITS}"
+            raise ValueError(msg)
+        return load_array(self.directory, f"{name}_params"), load_array(
+            self.directory, f"{name}_spectra"
+        )
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        data = _BatchDataset(self.directory, split)
+        return DataLoader(
+            data,
+            batch_size=None,
+            sampler=_BatchSampler(len(data), batch_size, shuffle, self.seed),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

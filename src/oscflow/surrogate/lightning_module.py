@@ -1,0 +1,88 @@
+"""LightningModule: MSE between network output and scaled truth spectra (seed 001's loss)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from ..errors import OscflowError
+from .model import SpectrumSurrogate
+
+OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class NonFiniteLossError(OscflowError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class SurrogateModule(L.LightningModule):
+    def __init__(self, surrogate: SpectrumSurrogate, optim: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.surrogate = surrogate
+        self.optim_cfg = dict(optim)
+        self.loss_fn = nn.MSELoss()
+        self.mlflow_run_id: str | None = None
+        self.spec_dict: dict[str, Any] = {}
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        params, spectra = batch
+        return self.loss_fn(self.surrogate.scaled(params), self.surrogate.output_scaler(spectra))
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        del batch_idx
+        loss = self._loss(batch)
+        if not torch.isfinite(loss):
+            msg = (
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: lower optim.lr or check the data"
+            )
+            raise NonFiniteLossError(msg)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+        )
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        del batch_idx
+        loss = self._loss(batch)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+
+    def configure_optimizers(self) -> Any:
+        cfg = dict(self.optim_cfg)
+        name = cfg.pop("name")
+        if name not in OPTIMIZERS:
+            msg = f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
+            raise ValueError(msg)
+        scheduler = cfg.pop("scheduler", None)
+        optimizer = OPTIMIZERS[name](self.surrogate.net.parameters(), **cfg)
+        if scheduler in (None, "none"):
+            return optimizer
+        if scheduler == "cosine":
+            epochs = max(int(self.trainer.max_epochs or 1), 1)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": sched, "interval": "epoch"},
+            }
+        if scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"},
+            }
+        msg = f"unknown scheduler {scheduler!r}; use none, cosine or plateau"
+        raise ValueError(msg)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["oscflow"] = {"mlflow_run_id": self.mlflow_run_id, "spec": self.spec_dict}

@@ -1,0 +1,82 @@
+"""Input and output scaling, both stored in the model.
+
+Inputs: the dataset's sampling box [lo, hi] per parameter ↦ [−1, 1] (known before training).
+Outputs: per-bin affine standardisation learned from the training split, in one of two spaces:
+``standard`` (counts) or ``log`` (log(counts + ε), ε = 1e-3 of the mean peak bin), streamed over
+the memory-mapped spectra in chunks so the full data never sits in RAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+TRANSFORMS = ("standard", "log")
+
+
+class InputScaler(nn.Module):
+    def __init__(self, lo: Sequence[float], hi: Sequence[float]) -> None:
+        super().__init__()
+        lo_t = torch.as_tensor(np.asarray(lo, dtype=np.float64))
+        hi_t = torch.as_tensor(np.asarray(hi, dtype=np.float64))
+        if torch.any(hi_t <= lo_t):
+            msg = "input ranges must have hi > lo for every parameter"
+            raise ValueError(msg)
+        self.register_buffer("centre", ((hi_t + lo_t) / 2).float())
+        self.register_buffer("halfwidth", ((hi_t - lo_t) / 2).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.centre) / self.halfwidth
+
+
+class OutputScaler(nn.Module):
+    """y_scaled = (f(y) − mean)/std with f = identity or log(y + ε)."""
+
+    def __init__(self, n_out: int, transform: str = "standard") -> None:
+        super().__init__()
+        if transform not in TRANSFORMS:
+            msg = f"unknown output transform {transform!r}; choose one of {TRANSFORMS}"
+            raise ValueError(msg)
+        self.transform = transform
+        self.register_buffer("mean", torch.zeros(n_out))
+        self.register_buffer("std", torch.ones(n_out))
+        self.register_buffer("eps", torch.zeros(()))
+
+    def _f(self, y: torch.Tensor | NDArray[np.float64]) -> torch.Tensor | NDArray[np.float64]:
+        if self.transform == "log":
+            eps = float(self.eps)
+            return torch.log(y + eps) if isinstance(y, torch.Tensor) else np.log(y + eps)
+        return y
+
+    def fit(self, spectra: NDArray[np.floating], chunk: int = 65536) -> None:
+        """Per-bin mean and std over ``spectra`` (N, K), streamed in chunks (float64 sums)."""
+        n, k = spectra.shape
+        if self.transform == "log":
+            peak = 0.0
+            for s in range(0, n, chunk):
+                peak += float(
+                    np.asarray(spectra[s : s + chunk], dtype=np.float64).max(axis=1).sum()
+                )
+            self.eps.fill_(1e-3 * peak / n)
+        total = np.zeros(k)
+        total_sq = np.zeros(k)
+        for s in range(0, n, chunk):
+            block = np.asarray(self._f(np.asarray(spectra[s : s + chunk], dtype=np.float64)))
+            total += block.sum(axis=0)
+            total_sq += (block**2).sum(axis=0)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+        floor = 1e-6 * max(float(std.max()), 1e-12)
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return (self._f(y) - self.mean) / self.std  # type: ignore[operator]
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        y = z * self.std + self.mean
+        return torch.exp(y) - self.eps if self.transform == "log" else y

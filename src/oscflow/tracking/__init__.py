@@ -1,0 +1,1 @@
+"""MLflow conventions: experiment and run names, params, tags, dataset lineage."""

@@ -1,0 +1,107 @@
+"""Surrogate building blocks: seed 001's size, scalers, the fast path, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from oscflow.surrogate.model import FastSurrogate, SpectrumSurrogate, SurrogateSpec
+from oscflow.surrogate.scaling import InputScaler, OutputScaler
+
+RANGES = ((0.268, 0.346), (0.0185, 0.0255), (7.0e-5, 8.07e-5), (2.354e-3, 2.552e-3))
+OPTIONS = {
+    "seed_mlp": {"hidden": [400, 400], "activation": "relu"},
+    "resmlp": {"width": 64, "depth": 2, "activation": "silu", "expansion": 2},
+    "pca_mlp": {"hidden": [64, 64], "activation": "silu", "components": 8},
+}
+
+
+def _spec(arch: str, transform: str = "standard", n_bins: int = 400) -> SurrogateSpec:
+    return SurrogateSpec(
+        experiment="juno",
+        inputs=("sin2_th12", "sin2_th13", "dm2_21", "dm2_32"),
+        ranges=RANGES,
+        bin_edges=tuple(np.linspace(0.8, 8.8, n_bins + 1)),
+        energy="prompt",
+        exposure={"days": 2191.5, "efficiency": 0.822, "free_protons": 1.44e33},
+        architecture=arch,
+        options=OPTIONS[arch],
+        output_transform=transform,
+    )
+
+
+def _fake_spectra(n: int, k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, k)
+    return (
+        1000 * np.exp(-((x - 0.4) ** 2) / 0.05) * (1 + 0.1 * rng.standard_normal((n, 1)))
+    ).astype(np.float32)
+
+
+def test_seed_mlp_has_seed_001s_322800_parameters() -> None:
+    """Seed 001: 4 inputs → 400 → 400 → 400 outputs: 4·400+400 + 2·(400·400+400) = 322,800."""
+    assert SpectrumSurrogate(_spec("seed_mlp")).n_parameters() == 322_800
+
+
+def test_output_scaler_streams_the_same_moments_as_numpy() -> None:
+    data = _fake_spectra(1000, 50)
+    scaler = OutputScaler(50)
+    scaler.fit(data, chunk=97)
+    np.testing.assert_allclose(scaler.mean.numpy(), data.astype(np.float64).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(scaler.std.numpy(), data.astype(np.float64).std(0), rtol=1e-4)
+    y = torch.as_tensor(data[:5])
+    np.testing.assert_allclose(scaler.inverse(scaler(y)).numpy(), data[:5], rtol=1e-5)
+    log = OutputScaler(50, "log")
+    log.fit(data)
+    np.testing.assert_allclose(log.inverse(log(y)).numpy(), data[:5], rtol=1e-4)
+
+
+def test_input_scaler_maps_the_box_to_minus_one_one() -> None:
+    scaler = InputScaler([r[0] for r in RANGES], [r[1] for r in RANGES])
+    lo = torch.tensor([[r[0] for r in RANGES]], dtype=torch.float64).float()
+    hi = torch.tensor([[r[1] for r in RANGES]], dtype=torch.float64).float()
+    np.testing.assert_allclose(scaler(lo).numpy(), -1.0, atol=1e-5)
+    np.testing.assert_allclose(scaler(hi).numpy(), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="hi > lo"):
+        InputScaler([1.0], [0.0])
+
+
+@pytest.mark.parametrize("arch", sorted(OPTIONS))
+def test_fast_path_equals_the_module_and_survives_save_load(arch: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = SpectrumSurrogate(_spec(arch), train_spectra=_fake_spectra(300, 400))
+    params = np.array(
+        [[np.random.default_rng(i).uniform(lo, hi) for lo, hi in RANGES] for i in range(7)]
+    )
+    with torch.no_grad():
+        ref = model(torch.as_tensor(params, dtype=torch.float32)).double().numpy()
+    fast = FastSurrogate(model)
+    np.testing.assert_allclose(fast.predict(params), ref, rtol=2e-4, atol=1e-3)
+    np.testing.assert_allclose(fast.predict(params[0]), ref[:1], rtol=2e-4, atol=1e-3)
+    named = fast.predict_named({k: params[:, j] for j, k in enumerate(fast.inputs)})
+    np.testing.assert_allclose(named, ref, rtol=2e-4, atol=1e-3)
+    path = model.save(tmp_path / "m.pt")
+    again = FastSurrogate(SpectrumSurrogate.load(path))
+    np.testing.assert_allclose(again.predict(params), fast.predict(params), rtol=1e-6)
+    with pytest.raises(ValueError, match="missing surrogate inputs"):
+        fast.predict_named({"sin2_th12": 0.3})
+
+
+def test_pca_head_explains_the_training_variance() -> None:
+    from oscflow.surrogate.architectures.pca_mlp import PCAHead
+
+    head = PCAHead(4, 400, [8], "silu", k=3)
+    rng = np.random.default_rng(1)
+    basis = rng.standard_normal((3, 400))
+    data = torch.as_tensor(rng.standard_normal((500, 3)) @ basis, dtype=torch.float32)
+    assert head.fit(data) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_unknown_architecture_names_the_choices() -> None:
+    spec = _spec("seed_mlp")
+    bad = SurrogateSpec(**{**spec.__dict__, "architecture": "transformer"})
+    with pytest.raises(ValueError, match="unknown architecture 'transformer'; choose one of"):
+        SpectrumSurrogate(bad)
