@@ -21,13 +21,16 @@ install: $(STAMP)
 
 # The main job on the embedded default: build the demo JUNO dataset through the DVC pipeline,
 # push it to the local DVC remote, print what was made and where it went, and plot the nominal
-# spectrum by source (outputs/demo/juno_prompt_spectrum.png).
+# spectrum by source (outputs/demo/juno_prompt_spectrum.png); train the seed-001 surrogate on it,
+# log it to MLflow (mlflow.db, mlartifacts/) and register it as juno-spectrum; predict with it.
 demo: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
 	$(BIN)/oscflow summary data=$$(sed -n 's/^data: *//p' params.yaml)
 	$(BIN)/oscflow predict plot=outputs/demo/juno_prompt_spectrum.png
+	$(BIN)/oscflow train data=$$(sed -n 's/^data: *//p' params.yaml)
+	$(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
 
 # The full test suite (also what CI runs).
 test: $(STAMP)

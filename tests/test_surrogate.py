@@ -105,3 +105,16 @@ def test_unknown_architecture_names_the_choices() -> None:
     bad = SurrogateSpec(**{**spec.__dict__, "architecture": "transformer"})
     with pytest.raises(ValueError, match="unknown architecture 'transformer'; choose one of"):
         SpectrumSurrogate(bad)
+
+
+def test_batch_sampler_is_seeded_and_shards_by_rank() -> None:
+    from oscflow.surrogate.datamodule import _BatchSampler
+
+    a = [b.tolist() for b in _BatchSampler(100, 16, True, seed=3)]
+    b = [b.tolist() for b in _BatchSampler(100, 16, True, seed=3)]
+    assert a == b
+    assert sorted(i for batch in a for i in batch) == list(range(100))
+    ranks = [list(_BatchSampler(100, 16, True, seed=3, rank=r, world=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 3
+    seen = [i for r in ranks for batch in r for i in batch.tolist()]
+    assert len(seen) == len(set(seen)) == 96

@@ -54,8 +54,15 @@ class _BatchDataset(Dataset):
 
 
 class _BatchSampler(Sampler[np.ndarray]):
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int) -> None:
+    """Index batches; under data parallelism each rank takes every ``world``-th batch of the same
+    seeded permutation (so Lightning's DistributedSampler is not needed: ``use_distributed_sampler``
+    is off in ``trainer=ddp``)."""
+
+    def __init__(
+        self, size: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1
+    ) -> None:
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.rank, self.world = rank, world
         self.epoch = 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -64,11 +71,14 @@ class _BatchSampler(Sampler[np.ndarray]):
             self.epoch += 1
         else:
             order = np.arange(self.size)
-        for start in range(0, self.size, self.batch_size):
+        starts = list(range(0, self.size, self.batch_size))
+        usable = len(starts) - len(starts) % self.world if self.world > 1 else len(starts)
+        for start in starts[self.rank : usable : self.world]:
             yield order[start : start + self.batch_size]
 
     def __len__(self) -> int:
-        return (self.size + self.batch_size - 1) // self.batch_size
+        n = (self.size + self.batch_size - 1) // self.batch_size
+        return n // self.world if self.world > 1 else n
 
 
 class SpectraDataModule(L.LightningDataModule):
@@ -130,10 +140,12 @@ class SpectraDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         data = _BatchDataset(self.directory, split)
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return DataLoader(
             data,
             batch_size=None,
-            sampler=_BatchSampler(len(data), batch_size, shuffle, self.seed),
+            sampler=_BatchSampler(len(data), batch_size, shuffle, self.seed, rank, world),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
