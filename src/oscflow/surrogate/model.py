@@ -245,7 +245,13 @@ class FastSurrogate:
 
 class _AddmmChain:
     """Linear layers as ``torch.addmm`` on pre-transposed weights, activations as functions:
-    the per-call overhead of module dispatch is ~5 µs per layer, comparable to the maths."""
+    the per-call overhead of module dispatch is ~5 µs per layer, comparable to the maths.
+    Output buffers are kept per batch size (up to ``MAX_BUFFERED_BATCH`` rows, the last few
+    sizes), so repeated calls do not fault in fresh pages; the returned tensor may be such a
+    buffer, valid until the next call with the same batch size."""
+
+    MAX_BUFFERED_BATCH = 16384
+    MAX_SIZES = 4
 
     def __init__(self, layers: Sequence[nn.Module]) -> None:
         self.ops: list[tuple[str, Any, Any]] = []
@@ -254,14 +260,36 @@ class _AddmmChain:
                 w = layer.weight.detach().t().contiguous()
                 self.ops.append(("linear", w, layer.bias.detach().clone()))
             elif isinstance(layer, nn.ReLU):
-                self.ops.append(("act", torch.relu, None))
+                self.ops.append(("relu", None, None))
             else:
-                fn = layer.eval().requires_grad_(False)
-                self.ops.append(("act", fn, None))
+                self.ops.append(("act", layer.eval().requires_grad_(False), None))
+        self._buffers: dict[tuple[int, torch.device], list[torch.Tensor]] = {}
+
+    def _outputs(self, n: int, device: torch.device) -> list[torch.Tensor] | None:
+        if n > self.MAX_BUFFERED_BATCH:
+            return None
+        key = (n, device)
+        if key not in self._buffers:
+            if len(self._buffers) >= self.MAX_SIZES:
+                self._buffers.pop(next(iter(self._buffers)))
+            self._buffers[key] = [
+                torch.empty((n, w.shape[1]), dtype=w.dtype, device=device)
+                for kind, w, _ in self.ops
+                if kind == "linear"
+            ]
+        return self._buffers[key]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self._outputs(x.shape[0], x.device)
+        i = 0
         for kind, a, b in self.ops:
-            x = torch.addmm(b, x, a) if kind == "linear" else a(x)
+            if kind == "linear":
+                x = torch.addmm(b, x, a) if outs is None else torch.addmm(b, x, a, out=outs[i])
+                i += 1
+            elif kind == "relu":
+                x = x.relu_()
+            else:
+                x = a(x)
         return x
 
 
