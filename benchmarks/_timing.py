@@ -51,13 +51,19 @@ class Timing:
 
 @dataclass(frozen=True)
 class Job:
-    """One measurement: ``fn`` does ``items`` units of work in ``calls`` calls."""
+    """One measurement: ``fn`` does ``items`` units of work in ``calls`` calls.
+
+    ``settle_s``: an untimed pause after each call of ``fn``. numpy's OpenBLAS threads spin
+    for ~0.1 s after a call; on a 2-core machine the next job's own threads (torch's) then
+    share a core with them, and a batched torch call takes ~2× longer.
+    """
 
     fn: Callable[[], Any]
     items: int
     repeats: int
     calls: int = 1
     warmup: bool = True
+    settle_s: float = 0.0
 
 
 def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
@@ -69,6 +75,7 @@ def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
     for job in jobs.values():
         if job.warmup:
             job.fn()
+            time.sleep(job.settle_s)
     seconds: dict[str, list[float]] = {name: [] for name in jobs}
     for r in range(max(job.repeats for job in jobs.values())):
         for name, job in jobs.items():
@@ -76,6 +83,7 @@ def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
                 t0 = time.perf_counter()
                 job.fn()
                 seconds[name].append(time.perf_counter() - t0)
+                time.sleep(job.settle_s)
     return {
         name: Timing(items=job.items, seconds=tuple(seconds[name]), calls=job.calls)
         for name, job in jobs.items()

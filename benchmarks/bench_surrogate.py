@@ -34,10 +34,13 @@ RATIOS are the figures: absolute rates move with the machine and its load):
   (seed_mlp), on 256 points. The output scaler gets a non-trivial per-bin mean and std first,
   so that a wrong fold would show.
 
-Shared machines: with 2 cores, one busy neighbour makes torch's 2-thread GEMMs wait on a
-descheduled thread, and a batched call then takes up to ~5× longer (bimodal timings, a wide
-min–max). The script prints the CPU time other processes took while it measured (from
-``/proc/stat``) and flags the figures when that exceeds 5 % of the CPUs.
+Two thread pools, one pair of cores: numpy's OpenBLAS threads (the exact predictors) spin
+for ~0.1 s after each call, and a 2-thread torch call started in that window shares a core
+with them (B = 4,096 took 2× longer here). The exact-predictor jobs therefore pause 0.2 s,
+untimed, after each call (``_timing.Job.settle_s``). Likewise one busy neighbour process makes
+a batched torch call take up to ~5× longer (bimodal timings, a wide min–max): the script
+prints the CPU time other processes took while it measured (from ``/proc/stat``) and flags
+the figures when that exceeds 5 % of the CPUs.
 
 Method: as ``bench_predictors.py`` (``_timing.measure``): ``time.perf_counter``; every
 measurement is warmed up once, then its repeats are taken round-robin with all the others
@@ -87,6 +90,7 @@ PLAIN_OF = "seed_mlp"  # the architecture that the plain GEMM chain reproduces
 TARGET_SINGLE_S = 40e-6  # the targets for seed_mlp on a 2-core CPU
 TARGET_BATCHED_PER_S = 150_000
 AGREEMENT_POINTS = 256
+BLAS_SETTLE_S = 0.2  # untimed pause after each exact-predictor call (see _timing.Job)
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_family("plain", plain, torch.from_numpy, plan.batch_sizes)
     add_family("plain_io", plain_io, np.asarray, plan.batch_sizes)
     jobs["reweight/single"] = Job(
-        lambda: exact["reweight"].predict(named(0, 1), exposure), 1, plan.exact_repeats
+        lambda: exact["reweight"].predict(named(0, 1), exposure),
+        1,
+        plan.exact_repeats,
+        settle_s=BLAS_SETTLE_S,
     )
     jobs["matrix/single"] = Job(
         loop(
@@ -326,12 +333,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plan.matrix_single_calls,
         plan.exact_repeats,
         calls=plan.matrix_single_calls,
+        settle_s=BLAS_SETTLE_S,
     )
     matrix_batch = named(0, plan.matrix_batch)
     jobs[f"matrix/batch{plan.matrix_batch}"] = Job(
         lambda: exact["matrix"].predict(matrix_batch, exposure),
         plan.matrix_batch,
         plan.exact_repeats,
+        settle_s=BLAS_SETTLE_S,
     )
     t_measure, cpu_start = time.perf_counter(), cpu_snapshot()
     timings = measure(jobs)

@@ -278,3 +278,36 @@ def test_nan_loss_stops_the_run_and_marks_it_failed(
         .data.tags["oscflow.failure_reason"]
         .startswith("NonFiniteLossError: training loss is")
     )
+
+
+def test_ddp_on_two_cpu_processes_makes_one_run(repo: Path, tmp_path: Path) -> None:
+    """trainer=ddp: Lightning re-launches the command per rank; rank 1 trains in rank 0's run
+    and logs nothing of its own."""
+    out = run_cmd(
+        repo,
+        "oscflow",
+        "train",
+        "--json",
+        "data=ttrain",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "model.hidden=[32,32]",
+        "callbacks.progress_bar=false",
+        "logger.register=false",
+        "timing=false",
+        f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        f"logger.artifact_location={tmp_path}/art",
+        f"paths.output_dir={tmp_path}/out",
+    )
+    lines = [line for line in out.splitlines() if line.startswith('{"run_id"')]
+    assert len(lines) == 1  # printed by rank 0 only
+    result = json.loads(lines[0])
+    client = _client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("juno-surrogate").experiment_id])
+    assert len(runs) == 1
+    assert runs[0].info.status == "FINISHED"
+    assert len(client.get_metric_history(runs[0].info.run_id, "val_loss")) == 2
+    assert result["run_id"] == runs[0].info.run_id

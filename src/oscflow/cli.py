@@ -116,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"oscflow {command}: error: {exc}", file=sys.stderr)
         return 1
+    if result.get("rank", 0) > 0:  # data-parallel worker: rank 0 reports
+        return 0
     print(json.dumps(result) if as_json else _human(command, result))
     return 0
 

@@ -58,16 +58,75 @@ def _device(trainer: Any) -> str:
     return kind
 
 
-def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Train, evaluate, log, register. Returns a JSON-ready summary."""
+DDP_RUN_ENV = "OSCFLOW_TRAIN_RUN_ID"
+DDP_DIR_ENV = "OSCFLOW_TRAIN_OUTPUT_DIR"
+
+
+def _fit(
+    cfg: DictConfig,
+    module: Any,
+    dm: Any,
+    output_dir: Path,
+    logger: Any,
+    ckpt_path: str | None,
+    client: Any = None,
+    run_id: str | None = None,
+) -> Any:
+    """Build the Lightning Trainer from the config and fit; returns the trainer."""
     import lightning as L
-    import torch
     from lightning.pytorch.callbacks import (
         EarlyStopping,
         ModelCheckpoint,
         RichProgressBar,
         TQDMProgressBar,
     )
+
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            filename="epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            monitor=cfg.callbacks.checkpoint.monitor,
+            save_last=cfg.callbacks.checkpoint.save_last,
+            save_top_k=cfg.callbacks.checkpoint.save_top_k,
+        )
+    ]
+    if cfg.callbacks.early_stopping.enabled:
+        callbacks.append(
+            EarlyStopping(
+                monitor=cfg.callbacks.early_stopping.monitor,
+                patience=cfg.callbacks.early_stopping.patience,
+            )
+        )
+    if cfg.callbacks.progress_bar:
+        callbacks.append(
+            RichProgressBar()
+            if sys.stderr.isatty()
+            else TQDMProgressBar(refresh_rate=max(1, len(dm.train_dataloader()) // 4))
+        )
+    trainer = L.Trainer(
+        **to_container(cfg.trainer),
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        default_root_dir=str(output_dir),
+        enable_progress_bar=bool(cfg.callbacks.progress_bar),
+        enable_model_summary=False,
+    )
+    if client is not None and run_id is not None:
+        client.set_tag(run_id, "oscflow.device", _device(trainer))
+    with warnings.catch_warnings():
+        if ckpt_path:  # resuming writes into the run's own, non-empty checkpoint directory
+            warnings.filterwarnings(
+                "ignore", message="Checkpoint directory .* exists and is not empty"
+            )
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    return trainer
+
+
+def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Train, evaluate, log, register. Returns a JSON-ready summary."""
+    import lightning as L
+    import torch
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow.tracking import MlflowClient
 
@@ -129,7 +188,12 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     module = SurrogateModule(surrogate, to_container(cfg.optim))
     n_params = surrogate.n_parameters()
     resolved = to_container(cfg)
-    if run_id is None:
+    # Data-parallel workers started by Lightning's launcher re-run this command with
+    # LOCAL_RANK > 0: they train in the parent's run and output directory and log nothing.
+    worker = int(os.environ.get("LOCAL_RANK", "0")) > 0 and DDP_RUN_ENV in os.environ
+    if worker:
+        run_id = os.environ[DDP_RUN_ENV]
+    elif run_id is None:
         run = client.create_run(experiment_id, run_name=_run_name(cfg, n_params))
         run_id = run.info.run_id
     else:
@@ -145,6 +209,10 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     output_dir = (
         Path(ckpt_path).resolve().parent.parent if ckpt_path else Path(cfg.paths.output_dir)
     )
+    if worker:
+        output_dir = Path(os.environ[DDP_DIR_ENV])
+        _fit(cfg, module, dm, output_dir, None, ckpt_path)
+        return {"run_id": run_id, "rank": int(os.environ["LOCAL_RANK"])}
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         if not ckpt_path:
@@ -180,45 +248,13 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             run_id=run_id,
             log_model=False,
         )
-        callbacks: list[Any] = [
-            ModelCheckpoint(
-                dirpath=output_dir / "checkpoints",
-                filename="epoch{epoch:03d}",
-                auto_insert_metric_name=False,
-                monitor=cfg.callbacks.checkpoint.monitor,
-                save_last=cfg.callbacks.checkpoint.save_last,
-                save_top_k=cfg.callbacks.checkpoint.save_top_k,
-            )
-        ]
-        if cfg.callbacks.early_stopping.enabled:
-            callbacks.append(
-                EarlyStopping(
-                    monitor=cfg.callbacks.early_stopping.monitor,
-                    patience=cfg.callbacks.early_stopping.patience,
-                )
-            )
-        if cfg.callbacks.progress_bar:
-            callbacks.append(
-                RichProgressBar()
-                if sys.stderr.isatty()
-                else TQDMProgressBar(refresh_rate=max(1, len(dm.train_dataloader()) // 4))
-            )
-        trainer = L.Trainer(
-            **to_container(cfg.trainer),
-            logger=logger,
-            callbacks=callbacks,
-            default_root_dir=str(output_dir),
-            enable_progress_bar=bool(cfg.callbacks.progress_bar),
-            enable_model_summary=False,
-        )
-        client.set_tag(run_id, "oscflow.device", _device(trainer))
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            if ckpt_path:  # resuming writes into the run's own, non-empty checkpoint directory
-                warnings.filterwarnings(
-                    "ignore", message="Checkpoint directory .* exists and is not empty"
-                )
-            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        os.environ[DDP_RUN_ENV], os.environ[DDP_DIR_ENV] = run_id, str(output_dir.resolve())
+        try:
+            trainer = _fit(cfg, module, dm, output_dir, logger, ckpt_path, client, run_id)
+        finally:
+            os.environ.pop(DDP_RUN_ENV, None)
+            os.environ.pop(DDP_DIR_ENV, None)
         train_seconds = time.perf_counter() - t0
 
         surrogate = module.surrogate.cpu().eval()

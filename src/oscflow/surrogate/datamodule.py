@@ -142,6 +142,8 @@ class SpectraDataModule(L.LightningDataModule):
         data = _BatchDataset(self.directory, split)
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        if not shuffle and world > 1:  # every rank needs at least one evaluation batch
+            batch_size = max(1, min(batch_size, len(data) // world))
         return DataLoader(
             data,
             batch_size=None,

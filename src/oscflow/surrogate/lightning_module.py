@@ -50,13 +50,21 @@ class SurrogateModule(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=batch[0].shape[0],
+            sync_dist=True,
         )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         del batch_idx
         loss = self._loss(batch)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+        self.log(
+            "val_loss",
+            loss,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+            sync_dist=True,
+        )
 
     def configure_optimizers(self) -> Any:
         cfg = dict(self.optim_cfg)
