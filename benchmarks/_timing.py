@@ -75,7 +75,8 @@ def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
     for job in jobs.values():
         if job.warmup:
             job.fn()
-            time.sleep(job.settle_s)
+            if job.settle_s:
+                time.sleep(job.settle_s)
     seconds: dict[str, list[float]] = {name: [] for name in jobs}
     for r in range(max(job.repeats for job in jobs.values())):
         for name, job in jobs.items():
@@ -83,7 +84,8 @@ def measure(jobs: Mapping[str, Job]) -> dict[str, Timing]:
                 t0 = time.perf_counter()
                 job.fn()
                 seconds[name].append(time.perf_counter() - t0)
-                time.sleep(job.settle_s)
+                if job.settle_s:
+                    time.sleep(job.settle_s)
     return {
         name: Timing(items=job.items, seconds=tuple(seconds[name]), calls=job.calls)
         for name, job in jobs.items()

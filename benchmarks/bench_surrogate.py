@@ -12,9 +12,9 @@ RATIOS are the figures: absolute rates move with the machine and its load):
   float32 tensors that need no gradient (W the Linear weights' transposed views, as
   ``nn.Linear`` passes them to ``addmm``), tensor in and tensor out. "÷ plain" is the fast
   path's time per spectrum over the plain chain's: the cost of everything around the GEMMs
-  (array → tensor, inference mode, module calls, the float64 output). A second variant,
-  "plain + numpy I/O" (``torch.from_numpy`` in, ``.double().numpy()`` out), shows how much of
-  that is the conversions that ``predict``'s signature requires.
+  (array → tensor, dispatch, the float64 output). A second variant, "plain + numpy I/O"
+  (``torch.from_numpy`` in, ``.double().numpy()`` out), shows how much of that is the
+  conversions that ``predict``'s signature requires.
 * Speed-up over the exact predictors of the foundation code, built from the same MC pairs
   (``mc.n_pairs`` of ``conf/predict.yaml``), binning (400 bins, 0.8–8.8 MeV prompt energy),
   exposure, oscillation settings (the config's, matter effects included if on) and parameter
@@ -52,7 +52,7 @@ and does not warm the 65,536 batch up separately (the 4,096 one runs the same co
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_surrogate.py            # ~1 min on 2 cores
-    .venv/bin/python benchmarks/bench_surrogate.py --quick    # ~20 s, fewer repeats
+    .venv/bin/python benchmarks/bench_surrogate.py --quick    # ~16 s, fewer repeats
 
 The last line printed is a single JSON object with every figure (for scripts and logs).
 
@@ -60,7 +60,7 @@ Threads: torch's intra-op thread count (``torch.get_num_threads()``: by default 
 usable core, or ``OMP_NUM_THREADS``) is printed in the header, next to the BLAS thread
 variables that the exact predictors' numpy follows. ``--torch-threads N`` sets torch's alone
 (surrogates and plain chains; the exact predictors keep theirs). The batched figures scale
-with it; the batch-1 latency depends on it too (thread start-up per GEMM), so compare::
+with it (about 2× from 1 to 2 threads here); the batch-1 latency did not change. Compare::
 
     .venv/bin/python benchmarks/bench_surrogate.py --quick --torch-threads 1
 """
@@ -113,7 +113,7 @@ FULL = Plan(
     single_repeats=9,
     batch_sizes=(4096, 65536),
     other_batch_sizes=(4096, 65536),
-    batch_repeats=5,
+    batch_repeats=7,
     warm_largest=True,
     matrix_single_calls=50,
     matrix_batch=1024,

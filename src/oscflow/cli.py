@@ -22,6 +22,7 @@ commands:
   predict    expected spectrum for given parameters and exposure      (conf/predict.yaml)
   summary    what the dataset pipeline produced and where it went     (conf/spectra.yaml)
   train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
+             with -m: a Hydra multirun, e.g. `oscflow train -m hparams_search=juno_arch`
 
 options:
   --json     print the result as JSON on stdout
@@ -86,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command == "train" and ({"-m", "--multirun"} & set(rest)):
+        from .train import _hydra_main
+
+        sys.argv = ["oscflow-train", *rest]
+        _hydra_main()
+        return 0
     if command not in COMMANDS:
         print(f"oscflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -71,6 +71,7 @@ def _fit(
     ckpt_path: str | None,
     client: Any = None,
     run_id: str | None = None,
+    extra_callbacks: Sequence[Any] = (),
 ) -> Any:
     """Build the Lightning Trainer from the config and fit; returns the trainer."""
     import lightning as L
@@ -98,6 +99,7 @@ def _fit(
                 patience=cfg.callbacks.early_stopping.patience,
             )
         )
+    callbacks.extend(extra_callbacks)
     if cfg.callbacks.progress_bar:
         callbacks.append(
             RichProgressBar()
@@ -229,6 +231,10 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             "oscflow.hydra_overrides": " ".join(overrides) or "(none)",
             "mlflow.source.git.commit": lineage.git_commit(root),
         }
+        if cfg.sweep.trial_number is not None:
+            tags["mlflow.parentRunId"] = str(cfg.sweep.parent_run_id)
+            tags["oscflow.sweep.study"] = str(cfg.sweep.study_name)
+            tags["oscflow.sweep.trial"] = str(cfg.sweep.trial_number)
         for k, v in tags.items():
             client.set_tag(run_id, k, v)
         for split in ("train", "val", "test"):
@@ -248,10 +254,18 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             run_id=run_id,
             log_model=False,
         )
+        pruning = []
+        if cfg.sweep.trial_number is not None:
+            from .surrogate.pruning import OptunaPruning, trial_from_storage
+
+            trial = trial_from_storage(
+                str(cfg.sweep.study_name), str(cfg.sweep.storage), int(cfg.sweep.trial_number)
+            )
+            pruning.append(OptunaPruning(trial, str(cfg.sweep.monitor)))
         t0 = time.perf_counter()
         os.environ[DDP_RUN_ENV], os.environ[DDP_DIR_ENV] = run_id, str(output_dir.resolve())
         try:
-            trainer = _fit(cfg, module, dm, output_dir, logger, ckpt_path, client, run_id)
+            trainer = _fit(cfg, module, dm, output_dir, logger, ckpt_path, client, run_id, pruning)
         finally:
             os.environ.pop(DDP_RUN_ENV, None)
             os.environ.pop(DDP_DIR_ENV, None)
@@ -320,7 +334,12 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         )
         client.set_terminated(run_id, status="FINISHED")
     except BaseException as exc:
-        runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
+        if type(exc).__name__ == "TrialPruned":  # optuna's; a pruned trial is not a failure
+            client.set_tag(run_id, "oscflow.pruned", "true")
+            client.set_tag(run_id, "oscflow.pruned_reason", str(exc))
+            client.set_terminated(run_id, status="KILLED")
+        else:
+            runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
         raise
     return {
         "run_id": run_id,
@@ -341,15 +360,17 @@ def _hydra_main() -> None:
     from .config import config_dir
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-    def app(cfg: DictConfig) -> float:
+    def app(cfg: DictConfig) -> dict[str, Any]:
         result = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+        if result.get("rank", 0) > 0:
+            return result
         print(
             json.dumps(
                 {k: v for k, v in result.items() if k != "metrics"}
                 | {"max_rel_dev_peak1": result["metrics"]["max_rel_dev_peak1"]}
             )
         )
-        return float(result["metrics"]["max_rel_dev_peak1"])
+        return result
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     app()

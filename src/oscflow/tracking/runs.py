@@ -35,7 +35,13 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
             if "://" not in artifact_location
             else artifact_location
         )
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # another process created it meanwhile
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def log_params(client: MlflowClient, run_id: str, cfg: Mapping[str, Any]) -> None:

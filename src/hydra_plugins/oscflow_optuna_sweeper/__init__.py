@@ -1,0 +1,1 @@
+"""Hydra sweeper plugin on Optuna 5: ``hydra/sweeper=oscflow_optuna`` (see ``sweeper.py``)."""
