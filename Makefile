@@ -48,6 +48,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predictors.py
+	$(BIN)/python benchmarks/bench_surrogate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

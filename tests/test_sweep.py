@@ -169,6 +169,30 @@ def test_aggressive_pruner_prunes_before_the_last_epoch(repo: Path, tmp_path: Pa
         assert child.info.status == "KILLED"  # stopped early, not FAILED
 
 
+def test_multi_objective_sweep_keeps_a_pareto_front(repo: Path, tmp_path: Path) -> None:
+    """Accuracy and latency together: two directions, no pruning, a Pareto-front plot."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    run_cmd(
+        repo,
+        *_sweep_cmd(
+            tmp_path,
+            "pareto",
+            storage,
+            "hydra.sweeper.n_trials=3",
+            "timing=true",
+            "hydra.sweeper.objectives=[max_rel_dev_peak1,latency_single_s]",
+            "hydra.sweeper.directions=[minimize,minimize]",
+        ),
+    )
+    study = optuna.load_study(study_name="pareto", storage=storage)
+    assert len(study.directions) == 2
+    assert all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in study.trials)
+    assert 1 <= len(study.best_trials) <= 3
+    client, runs = _mlflow(tmp_path)
+    parent = next(r for r in runs if r.data.tags.get("oscflow.sweep") == "parent")
+    assert "pareto_front.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
 def test_resuming_a_study_adds_trials(repo: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/optuna.db"
     run_cmd(repo, *_sweep_cmd(tmp_path, "resume", storage, "hydra.sweeper.n_trials=2"))
@@ -266,6 +290,22 @@ def test_killed_worker_trial_is_retried_and_the_study_completes(repo: Path, tmp_
     assert retried[0].state == TrialState.COMPLETE
     assert retried[0].params == killed.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+
+
+def test_a_sweep_whose_trials_keep_failing_stops(repo: Path, tmp_path: Path) -> None:
+    """A config error that only shows in the job (an optimiser keyword AdamW lacks) fails
+    each trial; after max_failures the sweep stops with the reason instead of looping."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    cmd = _sweep_cmd(
+        tmp_path, "broken", storage, "+optim.nesterov=true", "hydra.sweeper.n_trials=5"
+    )
+    proc = subprocess.run(
+        cmd, cwd=repo, env=_env(), capture_output=True, text=True, check=False, timeout=300
+    )
+    assert proc.returncode != 0
+    assert "3 trials failed (max_failures=3)" in proc.stdout + proc.stderr
+    assert "nesterov" in proc.stdout + proc.stderr
+    assert [t.state for t in _trials("broken", storage)] == [TrialState.FAIL] * 3
 
 
 @pytest.mark.parametrize(

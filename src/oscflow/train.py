@@ -255,7 +255,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             log_model=False,
         )
         pruning = []
-        if cfg.sweep.trial_number is not None:
+        if cfg.sweep.trial_number is not None and cfg.sweep.monitor:  # None: multi-objective
             from .surrogate.pruning import OptunaPruning, trial_from_storage
 
             trial = trial_from_storage(

@@ -232,7 +232,7 @@ class OscflowOptunaSweeper(Sweeper):
                             f"sweep.storage={storage_url}",
                             f"sweep.trial_number={trial.number}",
                             f"sweep.parent_run_id={parent.run_id}",
-                            f"sweep.monitor={o['monitor']}",
+                            f"sweep.monitor={o['monitor'] if len(objectives) == 1 else 'null'}",
                         ]
                     )
                 self.validate_batch_is_legal(overrides)
@@ -273,18 +273,16 @@ class OscflowOptunaSweeper(Sweeper):
                 values = [float(result["metrics"][k]) for k in objectives]
             except (KeyError, TypeError) as exc:
                 study.tell(trial, state=TrialState.FAIL)
-                log.error(
-                    "trial %d: objective missing from the job's result (%s)", trial.number, exc
-                )
-                return
+                return f"objective missing from the job's result ({exc})"
             study.tell(trial, values if len(values) > 1 else values[0])
-            return
+            return None
         exc = ret._return_value  # Hydra keeps the job's exception here
         if isinstance(exc, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
-        else:
-            log.error("trial %d failed: %s", trial.number, exc)
-            study.tell(trial, state=TrialState.FAIL)
+            return None
+        log.error("trial %d failed: %s", trial.number, exc)
+        study.tell(trial, state=TrialState.FAIL)
+        return f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
