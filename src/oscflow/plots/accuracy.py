@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import save_png
+
 
 def plot_prediction_vs_truth(
     path: str | os.PathLike[str],
@@ -51,11 +53,4 @@ def plot_prediction_vs_truth(
             bottom.set_ylabel("(NN − truth)/truth [%]")
             top.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path, dpi=110)

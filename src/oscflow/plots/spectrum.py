@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import save_png
+
 
 def plot_spectrum(
     path: str | os.PathLike[str],
@@ -48,11 +50,4 @@ def plot_spectrum(
         bottom.axhline(0, color="grey", lw=0.5)
         bottom.set_ylabel(f"vs {reference_label} [%]")
     bottom.set_xlabel(energy_label)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path, dpi=120)
