@@ -218,6 +218,9 @@ class OscflowOptunaSweeper(Sweeper):
                     continue
                 with _quiet_optuna():
                     batch = [study.ask() for _ in range(min(n_jobs, room))]
+                batch = [t for t in batch if not _surplus(study, t, n_trials)]
+                if not batch:
+                    continue
                 overrides = []
                 for trial in batch:
                     values = space.suggest(trial, params, conditional)
@@ -283,6 +286,20 @@ class OscflowOptunaSweeper(Sweeper):
         log.error("trial %d failed: %s", trial.number, exc)
         study.tell(trial, state=TrialState.FAIL)
         return f"{type(exc).__name__}: {exc}"
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Two processes may ask at the same moment for the last slot: the later trial (higher
+    number) finds n_trials live trials before it, is marked surplus and closed as FAIL."""
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    before = sum(
+        t.state in live and t.number < trial.number for t in study.get_trials(deepcopy=False)
+    )
+    if before < n_trials:
+        return False
+    study._storage.set_trial_system_attr(trial._trial_id, "surplus", True)
+    study.tell(trial, state=TrialState.FAIL)
+    return True
 
 
 @contextlib.contextmanager
