@@ -299,13 +299,3 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)
     return layer
-
-
-def as_input_array(
-    spec: SurrogateSpec, params: Mapping[str, ArrayLike] | Sequence[float]
-) -> NDArray[np.float64]:
-    """Parameters as an (B, n_in) array in the surrogate's input order."""
-    if isinstance(params, Mapping):
-        cols = [np.atleast_1d(np.asarray(params[k], dtype=np.float64)) for k in spec.inputs]
-        return np.stack(np.broadcast_arrays(*cols), axis=1)
-    return np.atleast_2d(np.asarray(params, dtype=np.float64))

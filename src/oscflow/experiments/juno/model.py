@@ -16,7 +16,6 @@ from ...physics.detector import DetectorConfig, EventSample, simulate_events
 from ...physics.ibd import PROMPT_OFFSET
 from ...physics.oscillation import ORDERINGS
 from ...physics.predictors import (
-    DETECTOR_PARAMETERS,
     ENERGY_VARIABLES,
     MCPairs,
     OscillationSettings,
@@ -278,13 +277,6 @@ class JunoExperiment(Experiment):
             ).items():
                 by_source[name] = np.broadcast_to(counts, (size, counts.size)).copy()
         return Prediction(edges=predictor.edges, by_source=by_source, energy=predictor.energy)
-
-    def detector_parameter_names(self) -> tuple[str, ...]:
-        return tuple(
-            n
-            for n, s in self.parameters.items()
-            if s.kind == "detector" and n in DETECTOR_PARAMETERS
-        )
 
 
 def build(cfg: Mapping[str, Any]) -> JunoExperiment:
