@@ -163,3 +163,17 @@ def others_cpu(start: tuple[float, float] | None, end: tuple[float, float] | Non
     if start is None or end is None:
         return None
     return max(0.0, (end[0] - start[0]) - (end[1] - start[1]))
+
+
+def describe_threads(env: Mapping[str, Any]) -> str:
+    """The BLAS thread settings of ``environment()``, for the benchmark headers."""
+    return ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or "default"
+
+
+def warn_if_loaded(env: Mapping[str, Any], hint: str = "") -> None:
+    """Print a note when the machine was busy as the benchmark started."""
+    if env["loadavg_1min_at_start"] > 0.5:
+        print(
+            f"note: 1-min load average {env['loadavg_1min_at_start']:.1f} at start: "
+            f"other processes may share the CPUs{hint}"
+        )

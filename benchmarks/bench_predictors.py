@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import Job, Timing, environment, fmt_rate, measure
+from _timing import Job, Timing, describe_threads, environment, fmt_rate, measure, warn_if_loaded
 from oscflow.config import bin_edges, load
 from oscflow.experiments import load_experiment
 from oscflow.physics.predictors import OSCILLATION_PARAMETERS, total
@@ -133,14 +133,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"[{edges[0]:g}, {edges[-1]:g}] MeV, exposure {float(cfg.exposure.days):g} d × "
         f"{float(cfg.exposure.efficiency):g}; oscflow {env['revision']}, "
         f"python {env['python']}, numpy {env['numpy']}, "
-        f"{env['cpus_usable']} usable CPUs, BLAS threads "
-        + (", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or "default")
+        f"{env['cpus_usable']} usable CPUs, BLAS threads " + describe_threads(env)
     )
-    if env["loadavg_1min_at_start"] > 0.5:
-        print(
-            f"note: 1-min load average {env['loadavg_1min_at_start']:.1f} at start: "
-            "other processes may share the CPUs (see the module docstring on BLAS threads)"
-        )
+    warn_if_loaded(env, " (see the module docstring on BLAS threads)")
 
     # MC pairs: warm up on a small sample, keep the last timed sample for the predictors.
     # (The detector MC does not depend on the oscillation settings: one sample serves both.)

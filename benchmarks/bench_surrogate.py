@@ -76,7 +76,17 @@ from typing import Any
 
 import numpy as np
 
-from _timing import Job, Timing, cpu_snapshot, environment, fmt_rate, measure, others_cpu
+from _timing import (
+    Job,
+    Timing,
+    cpu_snapshot,
+    describe_threads,
+    environment,
+    fmt_rate,
+    measure,
+    others_cpu,
+    warn_if_loaded,
+)
 from oscflow.config import bin_edges, load
 from oscflow.experiments import load_experiment
 from oscflow.physics.predictors import OSCILLATION_PARAMETERS
@@ -209,14 +219,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{n_pairs:,} MC pairs, {'matter' if matter else 'vacuum'} oscillations; "
         f"oscflow {env['revision']}, python {env['python']}, numpy {env['numpy']}, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"{env['cpus_usable']} usable CPUs, BLAS threads "
-        + (", ".join(f"{k}={v}" for k, v in env["thread_env"].items()) or "default")
+        f"{env['cpus_usable']} usable CPUs, BLAS threads " + describe_threads(env)
     )
-    if env["loadavg_1min_at_start"] > 0.5:
-        print(
-            f"note: 1-min load average {env['loadavg_1min_at_start']:.1f} at start: "
-            "other processes may share the CPUs"
-        )
+    warn_if_loaded(env)
     build: dict[str, float] = {}
     t0 = time.perf_counter()
     pairs = exp.simulate_pairs(n_pairs, seed=args.seed)

@@ -39,14 +39,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(repo: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict[str, Any]:
-    from oscflow.cli import main
-
-    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(repo / "conf"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    args = [
+def _args(repo: Path, tmp: Path, *extra: str) -> list[str]:
+    """`oscflow train` arguments for the test repository and a per-test MLflow store."""
+    return [
         "train",
-        "--json",
         f"paths.root_dir={repo}",
         "data=ttrain",
         f"logger.tracking_uri=sqlite:///{tmp}/mlflow.db",
@@ -56,14 +52,26 @@ def _train(repo: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) 
         "trainer.log_every_n_steps=1",
         *extra,
     ]
+
+
+def _train(repo: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict[str, Any]:
     import contextlib
     import io
 
+    from oscflow.cli import main
+
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(repo / "conf"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(args)
+        code = main(_args(repo, tmp, "--json", *extra))
     assert code == 0, out.getvalue()
     return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def _n_runs(tmp: Path) -> int:
+    client = _client(tmp)
+    return len(client.search_runs([client.get_experiment_by_name("juno-surrogate").experiment_id]))
 
 
 @pytest.fixture(scope="module")
@@ -214,36 +222,15 @@ def test_mismatched_dataset_is_refused_before_anything_is_written(
     blob["oscflow"]["spec"]["bin_edges"] = list(np.linspace(0.8, 12.0, 201))
     bad = tmp_path / "other-binning.ckpt"
     torch.save(blob, bad)
-    n_runs = len(
-        _client(tmp_path).search_runs(
-            [_client(tmp_path).get_experiment_by_name("juno-surrogate").experiment_id]
-        )
-    )
+    n_runs = _n_runs(tmp_path)
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(repo / "conf"))
-    code = main(
-        [
-            "train",
-            f"paths.root_dir={repo}",
-            "data=ttrain",
-            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-            "model.hidden=[32,32]",
-            f"ckpt_path={bad}",
-            f"paths.output_dir={tmp_path}/c",
-        ]
-    )
+    code = main(_args(repo, tmp_path, f"ckpt_path={bad}", f"paths.output_dir={tmp_path}/c"))
     assert code == 1
     err = capsys.readouterr().err
     assert "does not match the model" in err
     assert "binning 400 bins 0.8–8.8 MeV ≠ model's 200 bins 0.8–12 MeV" in err
     assert not (tmp_path / "c").exists()
-    assert (
-        len(
-            _client(tmp_path).search_runs(
-                [_client(tmp_path).get_experiment_by_name("juno-surrogate").experiment_id]
-            )
-        )
-        == n_runs
-    )
+    assert _n_runs(tmp_path) == n_runs
 
 
 def test_nan_loss_stops_the_run_and_marks_it_failed(
@@ -253,19 +240,13 @@ def test_nan_loss_stops_the_run_and_marks_it_failed(
 
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(repo / "conf"))
     code = main(
-        [
-            "train",
-            f"paths.root_dir={repo}",
-            "data=ttrain",
-            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-            f"logger.artifact_location={tmp_path}/art",
-            "model.hidden=[32,32]",
+        _args(
+            repo,
+            tmp_path,
             "optim.lr=1e30",
             "trainer.max_epochs=5",
             f"paths.output_dir={tmp_path}/o",
-            "callbacks.progress_bar=false",
-            "trainer.log_every_n_steps=1",
-        ]
+        )
     )
     assert code == 1
     assert "training loss is" in capsys.readouterr().err

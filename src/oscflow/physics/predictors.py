@@ -23,7 +23,7 @@ Counts are events for the given ``Exposure``; results are a mapping group → ar
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -400,3 +400,11 @@ class ResponseMatrixPredictor(_Predictor):
                 for g, p in per_group.items():
                     out[g][sel] = p @ mat
         return {g: v * exposure.proton_seconds for g, v in out.items()}
+
+
+def total(
+    spectra: Mapping[str, NDArray[np.float64]], groups: Sequence[str] | None = None
+) -> NDArray[np.float64]:
+    """Sum of the given (default: all) groups."""
+    names = list(spectra) if groups is None else list(groups)
+    return sum((spectra[g] for g in names), start=np.zeros_like(next(iter(spectra.values()))))
