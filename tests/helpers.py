@@ -14,6 +14,23 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A tiny JUNO dataset (seconds to build) for tests that train or load a surrogate.
+TINY_DATA: dict[str, Any] = {
+    "name": "ttrain",
+    "simulate": {"n_pairs": 40000, "seed": 21, "chunk": 20000},
+    "spectra": {
+        "method": "matrix",
+        "energy": "prompt",
+        "sampler": "lhs",
+        "seed": 22,
+        "inputs": ["sin2_th12", "sin2_th13", "dm2_21", "dm2_32"],
+        "splits": {"train": 512, "val": 64, "test": 64},
+        "chunk": 256,
+        "dtype": "float32",
+    },
+    "loader": {"batch_size": 64, "eval_batch_size": 256, "num_workers": 0},
+}
+
 
 def run(cwd: Path, *cmd: str) -> str:
     """Run a command with this interpreter's bin directory first on PATH; fail loudly."""

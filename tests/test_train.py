@@ -10,24 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_clone
+from helpers import TINY_DATA, make_clone
 from helpers import run as run_cmd
 
-TRAIN_DATA = {
-    "name": "ttrain",
-    "simulate": {"n_pairs": 40000, "seed": 21, "chunk": 20000},
-    "spectra": {
-        "method": "matrix",
-        "energy": "prompt",
-        "sampler": "lhs",
-        "seed": 22,
-        "inputs": ["sin2_th12", "sin2_th13", "dm2_21", "dm2_32"],
-        "splits": {"train": 512, "val": 64, "test": 64},
-        "chunk": 256,
-        "dtype": "float32",
-    },
-    "loader": {"batch_size": 64, "eval_batch_size": 256, "num_workers": 0},
-}
+TRAIN_DATA = TINY_DATA
 pytestmark = [pytest.mark.slow]
 
 
