@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 
-JOBS = ("simulate", "spectra", "predict", "train")
+JOBS = ("simulate", "spectra", "predict", "train", "platform")
 
 
 def config_dir() -> Path:
