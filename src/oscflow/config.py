@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 
-JOBS = ("simulate", "spectra", "predict", "train", "platform")
+JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate")
 
 
 def config_dir() -> Path:

@@ -1,0 +1,227 @@
+"""Running one job: a service on one model version, exactly once per
+(model, version, service, config hash).
+
+"Done" is defined by MLflow, not by the queue: a FINISHED run carrying the job's tags. A job
+holds a lease in the ledger while it runs (renewed by a heartbeat), so two workers never run
+the same job at once and a job whose worker died is taken over once its lease expires; the
+abandoned MLflow run is then ended FAILED with that reason."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import load
+from ..services import load_service
+from ..tracking.lineage import config_hash
+from ..tracking.runs import mark_failed
+from .ledger import Ledger, job_key
+from .routing import JobSpec
+
+log = logging.getLogger("oscflow.jobs")
+
+# Tags every service run started by the platform carries (DESIGN.md lineage).
+TAG_SERVICE = "oscflow.service"
+TAG_MODEL = "oscflow.model.name"
+TAG_VERSION = "oscflow.model.version"
+TAG_HASH = "oscflow.service.config_hash"
+TAG_EVENT = "oscflow.event_id"
+TAG_TRAINING_RUN = "oscflow.model.training_run"
+TAG_JOB = "oscflow.job_key"
+VOLATILE = ("paths", "logger", "hydra")
+
+
+class JobBusy(RuntimeError):
+    """Another worker holds this job's lease; try again later."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    spec: JobSpec
+    cfg: DictConfig
+    config_hash: str
+
+    @property
+    def key(self) -> str:
+        return job_key(self.spec.model, self.spec.version, self.spec.service, self.config_hash)
+
+    def ledger_fields(self) -> dict[str, Any]:
+        return {
+            "service": self.spec.service,
+            "model": self.spec.model,
+            "version": self.spec.version,
+            "config_hash": self.config_hash,
+            "event_id": self.spec.event_id,
+        }
+
+
+def service_config_hash(cfg: DictConfig) -> str:
+    """Hash of what the service computes (not where it writes or logs)."""
+    body = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(body, dict)
+    return config_hash({k: v for k, v in body.items() if k not in VOLATILE})
+
+
+def plan(spec: JobSpec, platform: DictConfig) -> Planned:
+    """The service's config for this version (its promotion defaults + platform overrides)."""
+    module = load_service(spec.service)
+    overrides = list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
+    overrides += list(platform.service_overrides.get(spec.service) or [])
+    overrides.append(f"logger.tracking_uri={platform.tracking_uri}")
+    cfg = load(module.JOB, overrides)
+    return Planned(spec, cfg, service_config_hash(cfg))
+
+
+def _filter(planned: Planned, status: str | None = None) -> str:
+    s = planned.spec
+    parts = [
+        f"tags.`{TAG_SERVICE}` = '{s.service}'",
+        f"tags.`{TAG_MODEL}` = '{s.model}'",
+        f"tags.`{TAG_VERSION}` = '{s.version}'",
+        f"tags.`{TAG_HASH}` = '{planned.config_hash}'",
+    ]
+    if status:
+        parts.append(f"attributes.status = '{status}'")
+    return " and ".join(parts)
+
+
+def _experiment_ids(client: MlflowClient) -> list[str]:
+    return [e.experiment_id for e in client.search_experiments()]
+
+
+def service_runs(client: MlflowClient, planned: Planned, status: str | None = None) -> list[Any]:
+    ids = _experiment_ids(client)
+    return client.search_runs(ids, _filter(planned, status), max_results=50) if ids else []
+
+
+def done(client: MlflowClient, planned: Planned) -> str | None:
+    """Run id of a FINISHED run for this job, if there is one."""
+    runs = service_runs(client, planned, "FINISHED")
+    return runs[0].info.run_id if runs else None
+
+
+def abandon_stale_runs(client: MlflowClient, planned: Planned, reason: str) -> list[str]:
+    """End RUNNING runs of this job (their worker is gone: we hold the lease now) as FAILED."""
+    ended = []
+    for run in service_runs(client, planned, "RUNNING"):
+        mark_failed(client, run.info.run_id, reason)
+        ended.append(run.info.run_id)
+    return ended
+
+
+class _Heartbeat:
+    """Renews the lease every ``period`` s until stopped."""
+
+    def __init__(self, ledger: Ledger, key: str, owner: str, lease_s: float, period: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, args=(ledger, key, owner, lease_s, period), daemon=True
+        )
+
+    def _loop(self, ledger: Ledger, key: str, owner: str, lease_s: float, period: float) -> None:
+        while not self._stop.wait(period):
+            ledger.renew(key, owner, lease_s)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def execute(
+    spec: JobSpec, platform: DictConfig, ledger: Ledger, owner: str, final_attempt: bool
+) -> dict[str, Any]:
+    """Run one job unless it is done; returns {"state", "run_id", ...}.
+
+    Raises JobBusy while another worker holds the lease, and re-raises a service failure (the
+    queue retries it; the service has ended its run FAILED with the reason)."""
+    planned = plan(spec, platform)
+    client = MlflowClient(str(platform.tracking_uri))
+    existing = done(client, planned)
+    if existing:
+        ledger.settle(planned.key, planned.ledger_fields(), existing)
+        return {"state": "skipped", "reason": "already done", "run_id": existing}
+    lease_s = float(platform.workers.lease_s)
+    if not ledger.claim(planned.key, planned.ledger_fields(), owner, lease_s):
+        raise JobBusy(planned.key)
+    try:
+        existing = done(client, planned)  # finished between our check and the claim
+        if existing:
+            ledger.finish(planned.key, owner, "finished", run_id=existing)
+            return {"state": "skipped", "reason": "already done", "run_id": existing}
+        abandon_stale_runs(client, planned, "abandoned: its worker stopped (lease expired)")
+        module = load_service(spec.service)
+        tags = _tags(client, planned)
+        with _Heartbeat(ledger, planned.key, owner, lease_s, float(platform.workers.heartbeat_s)):
+            result = module.record(planned.cfg, tags)
+    except Exception as exc:
+        ledger.finish(
+            planned.key,
+            owner,
+            "failed" if final_attempt else "queued",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    run_id = str(result.get("mlflow_run_id"))
+    ledger.finish(planned.key, owner, "finished", run_id=run_id)
+    return {"state": "finished", "run_id": run_id, "key": planned.key}
+
+
+def _tags(client: MlflowClient, planned: Planned) -> Mapping[str, str]:
+    s = planned.spec
+    tags = {
+        TAG_SERVICE: s.service,
+        TAG_MODEL: s.model,
+        TAG_VERSION: s.version,
+        TAG_HASH: planned.config_hash,
+        TAG_EVENT: s.event_id or "reconciler",
+        TAG_JOB: planned.key,
+        "oscflow.started_at": f"{time.time():.3f}",
+    }
+    try:
+        mv = client.get_model_version(s.model, s.version)
+        tags[TAG_TRAINING_RUN] = mv.tags.get("oscflow.training_run") or (mv.run_id or "")
+    except Exception:  # noqa: BLE001 — lineage is best effort; the service reports a bad model
+        tags[TAG_TRAINING_RUN] = ""
+    return tags
+
+
+FAILURE_EXPERIMENT = "oscflow-jobs"
+
+
+def record_failure(platform: DictConfig, spec: JobSpec, error: str) -> str | None:
+    """After the last retry: make sure a FAILED run with the error exists for this job.
+
+    The service normally recorded one itself; when the job failed before the service started
+    (unknown version, unloadable config) the run is created here, in ``oscflow-jobs``."""
+    from ..tracking.runs import ensure_experiment
+
+    client = MlflowClient(str(platform.tracking_uri))
+    tags = {
+        TAG_SERVICE: spec.service,
+        TAG_MODEL: spec.model,
+        TAG_VERSION: spec.version,
+        TAG_EVENT: spec.event_id or "reconciler",
+    }
+    try:
+        planned = plan(spec, platform)
+        if service_runs(client, planned, "FAILED"):
+            return None
+        tags[TAG_HASH] = planned.config_hash
+        tags[TAG_JOB] = planned.key
+    except Exception as exc:  # noqa: BLE001 — record the job's own error below
+        log.info("no plan for %s (%s); recording the failure without a config hash", spec, exc)
+    exp = ensure_experiment(client, FAILURE_EXPERIMENT, None)
+    run = client.create_run(exp, tags=tags, run_name=f"{spec.service}-{spec.model}-v{spec.version}")
+    mark_failed(client, run.info.run_id, error)
+    return run.info.run_id

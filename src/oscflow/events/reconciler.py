@@ -1,0 +1,90 @@
+"""The reconciler: what the registry says should have happened vs what MLflow recorded.
+
+For every registered model: each version without a finished validation, and the version
+holding the routed alias without a finished run of each alias service, gets its job enqueued
+(unless one is queued or running). This is what makes a dropped webhook, an intake that was
+down, or a worker killed mid-job harmless: the next pass finds the gap."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from .jobs import done, plan
+from .queue import Queue
+from .routing import JobSpec
+
+
+def expected_jobs(client: MlflowClient, routing: DictConfig) -> list[JobSpec]:
+    """Every job the registry's current state calls for."""
+    specs: list[JobSpec] = []
+    alias = str(routing.alias)
+    for model in client.search_registered_models():
+        name = model.name
+        if routing.on_version_created:
+            for mv in client.search_model_versions(f"name = '{name}'"):
+                specs += [
+                    JobSpec(str(s), name, str(mv.version)) for s in routing.on_version_created
+                ]
+        try:
+            champion = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            continue
+        specs += [JobSpec(str(s), name, str(champion.version)) for s in routing.on_alias]
+    return specs
+
+
+def reconcile(queue: Queue) -> dict[str, Any]:
+    """One pass; returns what was found and enqueued (JSON-ready)."""
+    cfg = queue.cfg
+    client = MlflowClient(str(cfg.tracking_uri))
+    started = time.time()
+    enqueued, satisfied, busy, unplannable = [], 0, 0, []
+    for spec in expected_jobs(client, cfg.routing):
+        try:
+            planned = plan(spec, cfg)
+        except Exception as exc:  # noqa: BLE001 — a job for it will record the failure
+            unplannable.append(f"{spec.service} {spec.model} v{spec.version}: {exc}")
+            planned = None
+        if planned is not None:
+            if done(client, planned):
+                satisfied += 1
+                continue
+            job = queue.ledger.job(planned.key)
+            if job and job["state"] in ("queued", "running") and _recent(job, cfg):
+                busy += 1
+                continue
+            if job and job["state"] == "failed":
+                continue  # retries exhausted: shown by `status`; re-run with `oscflow retry`
+        elif _failed_before(queue, spec):
+            continue
+        queue.enqueue_job(JobSpec(spec.service, spec.model, spec.version, "reconciler"))
+        enqueued.append(f"{spec.service} {spec.model} v{spec.version}")
+    return {
+        "enqueued": enqueued,
+        "already_done": satisfied,
+        "in_progress": busy,
+        "unplannable": unplannable,
+        "seconds": round(time.time() - started, 3),
+    }
+
+
+def _recent(job: dict[str, Any], cfg: DictConfig) -> bool:
+    """A queued/running job is trusted while its lease is live or it was queued recently."""
+    now = time.time()
+    if job["lease_until"] and job["lease_until"] > now:
+        return True
+    return job["state"] == "queued" and now - float(job["queued_at"] or 0) < float(
+        cfg.reconcile.stale_run_s
+    )
+
+
+def _failed_before(queue: Queue, spec: JobSpec) -> bool:
+    return any(
+        j["service"] == spec.service and j["model"] == spec.model and j["version"] == spec.version
+        for j in queue.ledger.jobs(limit=1000, state="failed")
+    )

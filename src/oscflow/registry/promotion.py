@@ -1,0 +1,177 @@
+"""``oscflow registry promote|show``: promotion to an alias behind the gates, and what the
+registry knows about each version (aliases, gate results, lineage, downstream runs)."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import ConfigError, OscflowError
+from .gates import evaluate, gate_config
+
+LINEAGE = (
+    "oscflow.training_run",
+    "oscflow.dataset.spectra_md5",
+    "oscflow.dataset.pairs_md5",
+    "oscflow.config_hash",
+    "oscflow.git_commit",
+    "oscflow.architecture",
+)
+
+
+class PromotionRefused(OscflowError):
+    """A version failed a gate and the promotion was not forced."""
+
+
+def _gates(cfg: DictConfig) -> dict[str, Any]:
+    extra = cfg.experiment.get("gates") if "experiment" in cfg else None
+    container = OmegaConf.to_container(cfg.gates, resolve=True)
+    extra_c = OmegaConf.to_container(extra, resolve=True) if extra is not None else None
+    return gate_config(container, extra_c)  # type: ignore[arg-type]
+
+
+def _version(client: MlflowClient, name: str, version: str) -> Any:
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException:
+        try:
+            versions = sorted(
+                int(v.version) for v in client.search_model_versions(f"name = '{name}'")
+            )
+        except MlflowException:
+            versions = []
+        raise ConfigError(
+            "registry.version",
+            f"{name} has no version {version!r}",
+            f"use one of {versions}" if versions else f"register a model named {name} first",
+        ) from None
+
+
+def promote(cfg: DictConfig) -> dict[str, Any]:
+    """Point ``registry.alias`` at the version if every gate passes (or ``force`` with a
+    ``reason``, recorded on the version); else raise PromotionRefused naming each failure."""
+    reg = cfg.registry
+    name, version, alias = str(reg.name), str(reg.version), str(reg.alias)
+    if reg.version is None:
+        raise ConfigError(
+            "registry.version", "no version given", "oscflow registry promote NAME VERSION"
+        )
+    client = MlflowClient(str(cfg.tracking_uri))
+    mv = _version(client, name, version)
+    results = evaluate(mv.tags, _gates(cfg))
+    failed = [r for r in results if not r.passed]
+    report = [r.describe() for r in results]
+    if failed and not reg.force:
+        raise PromotionRefused(
+            f"{name} v{version} not promoted to @{alias}; gates:\n  "
+            + "\n  ".join(report)
+            + "\n  (override with --force --reason '...'; the override is recorded on the version)"
+        )
+    if reg.force and not (reg.reason and str(reg.reason).strip()):
+        raise ConfigError(
+            "registry.reason", "--force needs a reason", "add --reason 'why this version anyway'"
+        )
+    for r in results:
+        client.set_model_version_tag(
+            name,
+            version,
+            f"oscflow.gate.{r.gate}",
+            f"{'pass' if r.passed else 'fail'} {r.describe()}",
+        )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.set_model_version_tag(name, version, "oscflow.promotion.alias", alias)
+    client.set_model_version_tag(name, version, "oscflow.promotion.at", stamp)
+    client.set_model_version_tag(name, version, "oscflow.promotion.by", getpass.getuser())
+    if failed:
+        client.set_model_version_tag(name, version, "oscflow.promotion.forced", "true")
+        client.set_model_version_tag(name, version, "oscflow.promotion.reason", str(reg.reason))
+        client.set_model_version_tag(
+            name, version, "oscflow.promotion.failed_gates", ",".join(r.gate for r in failed)
+        )
+    client.set_registered_model_alias(name, alias, version)
+    return {
+        "model": name,
+        "version": version,
+        "alias": alias,
+        "promoted": True,
+        "forced": bool(failed),
+        "reason": str(reg.reason) if failed else None,
+        "gates": [r.as_dict() for r in results],
+        "model_uri": f"models:/{name}@{alias}",
+    }
+
+
+def show(cfg: DictConfig) -> dict[str, Any]:
+    """Versions (newest first) with aliases, gate results, lineage and downstream runs."""
+    name = str(cfg.registry.name)
+    client = MlflowClient(str(cfg.tracking_uri))
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        names = [m.name for m in client.search_registered_models()]
+        raise ConfigError(
+            "registry.name", f"no registered model {name!r}", f"use one of {names}"
+        ) from None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    gates = _gates(cfg)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    versions = []
+    for mv in sorted(
+        client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)
+    ):
+        runs = client.search_runs(
+            experiments,
+            f"tags.`oscflow.model.name` = '{name}' and tags.`oscflow.model.version` = '{mv.version}'",
+            max_results=100,
+        )
+        versions.append(
+            {
+                "version": str(mv.version),
+                "aliases": aliases.get(str(mv.version), []),
+                "created": mv.creation_timestamp,
+                "gates": [r.as_dict() for r in evaluate(mv.tags, gates)],
+                "lineage": {k: mv.tags[k] for k in LINEAGE if k in mv.tags},
+                "promotion": {
+                    k.split(".", 2)[2]: v
+                    for k, v in mv.tags.items()
+                    if k.startswith("oscflow.promotion.")
+                },
+                "service_runs": [
+                    {
+                        "service": r.data.tags.get("oscflow.service"),
+                        "run_id": r.info.run_id,
+                        "status": r.info.status,
+                        "experiment_id": r.info.experiment_id,
+                        "failure": r.data.tags.get("oscflow.failure_reason"),
+                    }
+                    for r in runs
+                ],
+            }
+        )
+    return {"model": name, "aliases": dict(model.aliases or {}), "versions": versions}
+
+
+def format_show(result: dict[str, Any]) -> str:
+    lines = [f"{result['model']}  aliases: {result['aliases'] or '-'}"]
+    for v in result["versions"]:
+        passed = sum(g["passed"] for g in v["gates"])
+        lines.append(
+            f"  v{v['version']:<4} {','.join('@' + a for a in v['aliases']) or '':<12} "
+            f"gates {passed}/{len(v['gates'])}  run {v['lineage'].get('oscflow.training_run', '-')}"
+        )
+        for g in v["gates"]:
+            mark = "ok " if g["passed"] else "NO "
+            value = "n/a" if g["value"] is None else f"{g['value']:.4g}"
+            lines.append(f"        {mark}{g['gate']:<22} {value:>10}  {g['bound']}")
+        if v["promotion"].get("forced"):
+            lines.append(f"        forced: {v['promotion'].get('reason')}")
+        for r in v["service_runs"]:
+            lines.append(f"        {r['service']:<12} {r['status']:<9} {r['run_id']}")
+    return "\n".join(lines)

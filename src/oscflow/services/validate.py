@@ -1,0 +1,161 @@
+"""The validate service: a registered surrogate against the exact model at fresh points.
+
+Fresh Latin-hypercube points in the surrogate's training ranges (not its training or test
+splits), exact spectra from the experiment's predictor with the same MC pairs the dataset was
+built from (their DVC md5 must match the version's ``oscflow.dataset.pairs_md5``: otherwise
+the exact model differs by MC noise and the comparison would mean nothing). Metrics as in
+``oscflow.surrogate.accuracy``; tagged on the version as ``oscflow.validation.<metric>`` for
+the promotion gates. A model whose artifact is missing or corrupt fails here, recorded."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+from ..tracking import lineage, runs
+
+JOB = "validate"
+GATE_METRICS = (
+    "max_rel_dev_peak1",
+    "p99_rel_dev_peak1",
+    "max_rel_dev_all",
+    "p99_rel_dev_all",
+    "artefact_rms_median",
+    "artefact_rms_max",
+)
+
+
+def promotion_overrides(model_uri: str) -> list[str]:
+    return [f"model_uri={model_uri}"]
+
+
+def _name_version(uri: str) -> tuple[str, str]:
+    parts = uri.removeprefix("models:/").split("/")
+    if not uri.startswith("models:/") or len(parts) != 2 or not parts[1].isdigit():
+        raise ConfigError("model", f"{uri!r} is not models:/<name>/<version>", "give a version URI")
+    return parts[0], parts[1]
+
+
+def _check_pairs(cfg: DictConfig, version_tags: Mapping[str, str]) -> Path:
+    from ..data.simulate import pairs_dir
+
+    path = pairs_dir(cfg)
+    if not (path / "meta.json").is_file():
+        raise ConfigError(
+            "data",
+            f"no MC pairs at {path} (the dataset this version was trained on)",
+            "run `dvc repro` (or `dvc pull`) for that dataset, or select it with data=<name>",
+        )
+    wanted = version_tags.get("oscflow.dataset.pairs_md5")
+    have = lineage.dataset_md5(cfg.paths.root_dir, path)
+    if wanted and wanted not in ("untracked", have):
+        raise ConfigError(
+            "data",
+            f"MC pairs at {path} have md5 {have}, the version was trained with {wanted}",
+            "check out the matching dvc.lock and run `dvc checkout`, or select data=<name>",
+        )
+    return path
+
+
+def compute(cfg: DictConfig, surrogate: Any, pairs_path: Path) -> tuple[dict[str, float], Any]:
+    """Metrics and (points, exact, predicted) arrays."""
+    from ..data.sampling import sample_box
+    from ..data.simulate import read_pairs
+    from ..experiments import load_experiment
+    from ..surrogate.accuracy import accuracy_metrics
+
+    spec = surrogate.spec
+    experiment = load_experiment(cfg.experiment)
+    edges = np.asarray(spec.bin_edges)
+    exposure = experiment.exposure(spec.exposure["days"], spec.exposure["efficiency"])
+    predictor = experiment.predictor(edges, spec.energy, str(cfg.method), read_pairs(pairs_path))
+    points = sample_box(spec.ranges, int(cfg.n_points), "lhs", int(cfg.seed))
+    exact = np.empty((len(points), len(edges) - 1))
+    chunk = int(cfg.chunk)
+    for start in range(0, len(points), chunk):
+        batch = {k: points[start : start + chunk, j] for j, k in enumerate(spec.inputs)}
+        batch.update({k: v for k, v in spec.fixed.items() if k not in batch})
+        exact[start : start + chunk] = sum(predictor.predict(batch, exposure).values())
+    predicted = surrogate.predict(points)
+    return accuracy_metrics(predicted, exact), (points, exact, predicted)
+
+
+def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+    """Validate ``cfg.model_uri``; one run in ``<experiment>-validation``; version tagged."""
+    from ..plots.accuracy import plot_prediction_vs_truth
+    from ..registry import load_surrogate
+
+    if not cfg.model_uri:
+        raise ConfigError("model", "no model to validate", "give model=models:/<name>/<version>")
+    name, version = _name_version(str(cfg.model_uri))
+    uri = runs.tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp_id = runs.ensure_experiment(client, str(cfg.experiment_name), None)
+    run = client.create_run(
+        exp_id,
+        run_name=f"validate-{name}-v{version}",
+        tags={
+            "oscflow.service": "validate",
+            "oscflow.model.name": name,
+            "oscflow.model.version": version,
+            **tags,
+        },
+    )
+    run_id = run.info.run_id
+    try:
+        client.log_param(run_id, "model_uri", str(cfg.model_uri))
+        for key in ("n_points", "seed", "method"):
+            client.log_param(run_id, key, str(cfg[key]))
+        mv = client.get_model_version(name, version)
+        try:
+            surrogate = load_surrogate(str(cfg.model_uri))
+        except Exception as exc:
+            msg = f"cannot load {cfg.model_uri}: its artifact is missing or corrupt ({type(exc).__name__}: {exc})"
+            raise RuntimeError(msg) from exc
+        pairs_path = _check_pairs(cfg, mv.tags)
+        metrics, (points, exact, predicted) = compute(cfg, surrogate, pairs_path)
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        result = {
+            "model": name,
+            "version": version,
+            "model_uri": str(cfg.model_uri),
+            "metrics": metrics,
+            "n_points": int(cfg.n_points),
+            "mc_pairs": str(pairs_path),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "validation.json").write_text(json.dumps(result, indent=2))
+            worst = np.argsort(np.abs(predicted / np.maximum(exact, 1e-12) - 1).max(axis=1))[-3:]
+            plot_prediction_vs_truth(
+                Path(tmp) / "validation.png",
+                surrogate.spec.bin_edges,
+                predicted[worst],
+                exact[worst],
+                [
+                    ", ".join(f"{k}={v:.4g}" for k, v in zip(surrogate.spec.inputs, p, strict=True))
+                    for p in points[worst]
+                ],
+                title=f"{name} v{version}: worst of {len(points)} fresh points vs exact",
+            )
+            client.log_artifacts(run_id, tmp)
+        for key in GATE_METRICS:
+            client.set_model_version_tag(
+                name, version, f"oscflow.validation.{key}", f"{metrics[key]:.6g}"
+            )
+        client.set_model_version_tag(name, version, "oscflow.validation.run", run_id)
+        client.set_terminated(run_id, "FINISHED")
+    except Exception as exc:
+        runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return {**result, "mlflow_run_id": run_id}
