@@ -24,6 +24,12 @@ commands:
   train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
              with -m: a Hydra multirun, e.g. `oscflow train -m hparams_search=juno_arch`
 
+platform (conf/platform.yaml; see `oscflow.platform.cli`):
+  up | down | status           the local stack: MLflow server, event intake, workers
+  intake | worker | reconcile | register-webhook
+  registry promote NAME VERSION [--alias champion] [--force --reason TEXT]
+  registry show NAME | registry wait NAME [VERSION|@ALIAS]
+
 options:
   --json     print the result as JSON on stdout
   --cfg      print the composed configuration and exit
@@ -87,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    from .platform.cli import COMMANDS as PLATFORM_COMMANDS
+
+    if command in PLATFORM_COMMANDS:
+        from .platform.cli import main as platform_main
+
+        return platform_main(command, rest)
     if command == "train" and ({"-m", "--multirun"} & set(rest)):
         from .train import _hydra_main
 
