@@ -23,6 +23,7 @@ commands:
   summary    what the dataset pipeline produced and where it went     (conf/spectra.yaml)
   train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
              with -m: a Hydra multirun, e.g. `oscflow train -m hparams_search=juno_arch`
+  fit        iminuit fit of a spectrum: model=<uri> data=asimov|toy|<file>  (conf/fit.yaml)
 
 platform (conf/platform.yaml; see `oscflow.platform.cli`):
   up | down | status           the local stack: MLflow server, event intake, workers
@@ -66,12 +67,19 @@ def _summary(cfg: Any) -> dict[str, Any]:
     return run(cfg)
 
 
+def _fit(cfg: Any) -> dict[str, Any]:
+    from .services.fit.api import run_cli
+
+    return run_cli(cfg)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "simulate": ("simulate", _simulate),
     "spectra": ("spectra", _spectra),
     "predict": ("predict", _predict),
     "summary": ("spectra", _summary),
     "train": ("train", _train),
+    "fit": ("fit", _fit),
 }
 
 
@@ -80,6 +88,10 @@ def _human(command: str, result: dict[str, Any]) -> str:
         from .predict import summary_table
 
         return summary_table(result)
+    if command == "fit":
+        from .services.fit.api import summary_table as fit_summary
+
+        return fit_summary(result)
     if command == "summary":
         from .data.summary import format_summary
 
@@ -122,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
     job, fn = COMMANDS[command]
     try:
+        if command == "fit":  # model=<uri>, data=asimov|toy|<file> (see services/fit/api.py)
+            from .services.fit.api import cli_overrides
+
+            overrides = cli_overrides(overrides)
         from .config import load
 
         cfg = load(job, overrides)

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 
-JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate")
+JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate", "fit")
 
 
 def config_dir() -> Path:

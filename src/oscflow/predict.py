@@ -39,54 +39,19 @@ def _surrogate_reactors(
     cfg: DictConfig, params: dict[str, float], exposure: Any, edges: Any, energy: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Reactor spectrum from a registered surrogate, scaled from its reference exposure."""
-    if not cfg.model_uri:
-        raise ConfigError(
-            "model",
-            "predictor=surrogate needs a model",
-            "give model=models:/juno-spectrum@champion (or /<version>)",
-        )
-    import mlflow
-
-    from .registry import load_surrogate
+    from .registry.reactors import SurrogateReactors
     from .tracking.runs import tracking_uri
 
-    mlflow.set_tracking_uri(tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir))
-    try:
-        surrogate = load_surrogate(str(cfg.model_uri))
-    except mlflow.exceptions.MlflowException as exc:
-        raise ConfigError(
-            "model",
-            f"cannot load {cfg.model_uri} ({str(exc).splitlines()[0]})",
-            "check the URI and logger.tracking_uri",
-        ) from None
-    spec = surrogate.spec
-    if (
-        energy != spec.energy
-        or len(edges) != len(spec.bin_edges)
-        or not np.allclose(edges, spec.bin_edges, atol=1e-9)
-    ):
-        raise ConfigError(
-            "binning",
-            f"the surrogate predicts {spec.energy} energy in {len(spec.bin_edges) - 1} bins "
-            f"{spec.bin_edges[0]:g}–{spec.bin_edges[-1]:g} MeV, not the requested binning",
-            f"use energy={spec.energy} binning.emin={spec.bin_edges[0]:g} binning.emax={spec.bin_edges[-1]:g} binning.nbins={len(spec.bin_edges) - 1}",
-        )
-    for name, (lo, hi) in zip(spec.inputs, spec.ranges, strict=True):
-        if name in params and not lo <= params[name] <= hi:
-            raise ConfigError(
-                f"params.{name}",
-                f"{params[name]:g} is outside the surrogate's training range [{lo:g}, {hi:g}]",
-                "stay inside it or use predictor=exact",
-            )
-    point = {**spec.fixed, **params}
-    scale = (
-        exposure.days * exposure.efficiency / (spec.exposure["days"] * spec.exposure["efficiency"])
+    surrogate = SurrogateReactors.load(
+        cfg.model_uri, tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
     )
-    counts = surrogate.predict_named(point)[0] * scale
+    surrogate.check_binning(edges, energy)
+    surrogate.check_range(params)
+    counts = surrogate.predict(params, exposure)[0]
     return {"reactors": counts}, {
         "kind": "surrogate",
         "model": str(cfg.model_uri),
-        "inputs": list(spec.inputs),
+        "inputs": list(surrogate.inputs),
     }
 
 

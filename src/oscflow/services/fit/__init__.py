@@ -1,0 +1,33 @@
+"""The fit service: measure oscillation parameters from a binned spectrum with iminuit, using a
+registered surrogate (or the exact model, which also referees the surrogate).
+
+Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``. Modules:
+``predictors`` (surrogate / exact reactor spectra), ``model`` (parameters, expectation, pulls),
+``observation`` (Asimov, toys, files), ``minimize`` (MIGRAD/HESSE/MINOS, validity), ``scans``,
+``toys``, ``run`` (orchestration, referee, mass ordering), ``record`` (MLflow), ``api`` (the
+command line's and Python's entry points), ``plots``.
+"""
+
+from __future__ import annotations
+
+from .api import fit
+from .minimize import FitNotConverged
+from .record import record
+
+JOB = "fit"
+
+
+def promotion_overrides(model_uri: str) -> list[str]:
+    """A promoted version's fit: Asimov data at the experiment's `params` point (PDG 2022) for
+    the nominal exposure (6 years, conf/experiment/juno.yaml), the surrogate beside the exact
+    model (referee), both orderings."""
+    return [
+        f"model_uri={model_uri}",
+        "predictor=surrogate",
+        "fit/observation=asimov",
+        "referee=true",
+        "orderings=true",
+    ]
+
+
+__all__ = ["JOB", "FitNotConverged", "fit", "promotion_overrides", "record"]

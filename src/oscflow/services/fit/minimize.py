@@ -1,0 +1,215 @@
+"""One fit: the statistic of data vs the model plus pull terms, minimised by iminuit's MIGRAD,
+errors by HESSE (and MINOS on request). A fit that MIGRAD/HESSE do not declare valid, or that
+ends on the edge of a surrogate's training range, is not a result: ``FitNotConverged``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import OscflowError
+from ...stats.likelihood import TERMS
+from .model import FitModel
+
+FLOAT32_PRECISION = 1e-7  # relative precision of a float32 surrogate's counts (2⁻²³ ≈ 1.2e-7)
+
+
+class FitNotConverged(OscflowError):
+    """The minimiser did not converge: the diagnostics say how (never reported as a result)."""
+
+    def __init__(self, what: str, diagnostics: dict[str, Any]) -> None:
+        self.diagnostics = diagnostics
+        bad = [k for k, v in diagnostics.get("flags", {}).items() if v not in (False, [], None)]
+        super().__init__(
+            f"{what}: the fit did not converge (flags: {', '.join(bad) or 'none'}). Fix: start "
+            "closer to the minimum (start.<name>=...), fix poorly constrained parameters "
+            "(free=[...]), or check that the data match the model"
+        )
+
+
+@dataclass
+class FitOutcome:
+    """Best fit, errors, validity and cost of one minimisation."""
+
+    model: FitModel
+    values: NDArray[np.float64]
+    errors: NDArray[np.float64]
+    fval: float
+    data_stat: float
+    pulls: float
+    valid: bool
+    flags: dict[str, Any]
+    nfcn: int
+    wall_s: float
+    correlation: NDArray[np.float64]
+    free: tuple[str, ...]
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    minuit: Any = None
+
+    def value(self, name: str) -> float:
+        return float(self.values[self.model.index[name]])
+
+    def error(self, name: str) -> float:
+        return float(self.errors[self.model.index[name]])
+
+    def to_dict(self, statistic: str) -> dict[str, Any]:
+        n_bins = len(self.model.edges) - 1
+        n_priors = sum(1 for p in self.model.parameters if p.prior is not None and not p.fixed)
+        return {
+            "valid": self.valid,
+            "flags": self.flags,
+            "parameters": {
+                p.name: {
+                    "value": float(self.values[i]),
+                    "error": float(self.errors[i]),
+                    "minos": list(self.minos[p.name]) if p.name in self.minos else None,
+                    "fixed": p.fixed,
+                    "kind": p.kind,
+                    "prior": list(p.prior) if p.prior else None,
+                    "limits": [float(p.limits[0]), float(p.limits[1])],
+                }
+                for i, p in enumerate(self.model.parameters)
+            },
+            "correlation": {"names": list(self.free), "matrix": self.correlation.tolist()},
+            "statistic": {
+                "name": statistic,
+                "value": self.fval,
+                "data": self.data_stat,
+                "pulls": self.pulls,
+                # bins + pull terms of free parameters − free parameters
+                "ndf": n_bins + n_priors - len(self.free),
+            },
+            "nfcn": self.nfcn,
+            "wall_s": self.wall_s,
+        }
+
+
+def cost_function(model: FitModel, data: NDArray[np.float64], statistic: str) -> Any:
+    """x (P,) → statistic(data, expected(x)) + pulls(x)."""
+    terms = TERMS[statistic]
+    data = np.asarray(data, dtype=np.float64)
+
+    def cost(x: NDArray[np.float64]) -> float:
+        return float(terms(data, model.expected(x)).sum() + model.pulls(x))
+
+    return cost
+
+
+def prescan_start(
+    model: FitModel,
+    data: NDArray[np.float64],
+    statistic: str,
+    start: NDArray[np.float64],
+    name: str = "dm2_32",
+    n: int = 161,
+    width: float = 8.0,
+) -> NDArray[np.float64]:
+    """Start value of ``name`` from a batched 1-D scan (± ``width`` steps): the χ² in Δm²31 has
+    many local minima (one per oscillation period), MIGRAD alone may stop in the wrong one."""
+    if name not in model.index or model.parameters[model.index[name]].fixed:
+        return start
+    p_i = model.index[name]
+    p = model.parameters[p_i]
+    grid = np.linspace(start[p_i] - width * p.step, start[p_i] + width * p.step, n)
+    grid = np.clip(grid, p.limits[0], p.limits[1])
+    x = np.repeat(start[None, :], n, axis=0)
+    x[:, p_i] = grid
+    stat = TERMS[statistic](data[None, :], model.expected_batch(x)).sum(axis=1) + model.pulls(x)
+    out = start.copy()
+    out[p_i] = grid[int(np.argmin(stat))]
+    return out
+
+
+def minimize(
+    model: FitModel,
+    data: NDArray[np.float64],
+    statistic: str,
+    *,
+    minos: bool = False,
+    strategy: int = 1,
+    tolerance: float = 0.1,
+    ncall: int | None = None,
+    start: NDArray[np.float64] | None = None,
+    prescan: bool = True,
+) -> FitOutcome:
+    """Minimise; ``valid`` says whether the result can be used (see module docstring)."""
+    from iminuit import Minuit
+
+    t0 = time.perf_counter()
+    x0 = model.starts() if start is None else np.asarray(start, dtype=np.float64)
+    if prescan:
+        x0 = prescan_start(model, data, statistic, x0)
+    cost = cost_function(model, data, statistic)
+    m = Minuit(cost, x0, name=model.names)
+    m.errordef = Minuit.LEAST_SQUARES  # χ²-like: Δ = 1 is one σ
+    m.errors = [p.step for p in model.parameters]
+    m.limits = [p.limits for p in model.parameters]
+    for p in model.parameters:
+        m.fixed[p.name] = p.fixed
+    m.strategy = strategy
+    m.tol = tolerance
+    if model.predictor.kind == "surrogate":
+        m.precision = FLOAT32_PRECISION
+    m.migrad(ncall=ncall)
+    if m.valid:
+        m.hesse()
+    merrors: dict[str, tuple[float, float]] = {}
+    free = tuple(p.name for p in model.parameters if not p.fixed)
+    if minos and m.valid:
+        m.minos()
+        merrors = {k: (float(v.lower), float(v.upper)) for k, v in m.merrors.items()}
+    fmin = m.fmin
+    values = np.array(m.values, dtype=np.float64)
+    at_edge = []
+    if model.predictor.kind == "surrogate":
+        for i, p in enumerate(model.parameters):
+            if p.fixed or p.kind not in ("oscillation", "detector"):
+                continue
+            lo, hi = p.limits
+            tol = 1e-3 * (hi - lo)
+            if values[i] - lo < tol or hi - values[i] < tol:
+                at_edge.append(p.name)
+    flags = {
+        "is_valid": bool(fmin.is_valid),
+        "has_accurate_covar": bool(fmin.has_accurate_covar),
+        "has_posdef_covar": bool(fmin.has_posdef_covar),
+        "hesse_failed": bool(fmin.hesse_failed),
+        "is_above_max_edm": bool(fmin.is_above_max_edm),
+        "has_reached_call_limit": bool(fmin.has_reached_call_limit),
+        "has_parameters_at_limit": bool(fmin.has_parameters_at_limit),
+        "at_training_range_edge": at_edge,
+    }
+    valid = bool(
+        fmin.is_valid
+        and fmin.has_accurate_covar
+        and fmin.has_posdef_covar
+        and not fmin.hesse_failed
+        and not at_edge
+    )
+    if m.covariance is not None and free:
+        corr_full = np.asarray(m.covariance.correlation())
+        idx = [model.index[n] for n in free]
+        corr = corr_full[np.ix_(idx, idx)]
+    else:
+        corr = np.zeros((len(free), len(free)))
+    pulls = float(model.pulls(values))
+    return FitOutcome(
+        model=model,
+        values=values,
+        errors=np.array(m.errors, dtype=np.float64),
+        fval=float(m.fval),
+        data_stat=float(m.fval) - pulls,
+        pulls=pulls,
+        valid=valid,
+        flags=flags,
+        nfcn=int(m.nfcn),
+        wall_s=time.perf_counter() - t0,
+        correlation=corr,
+        free=free,
+        minos=merrors,
+        minuit=m,
+    )

@@ -1,0 +1,164 @@
+"""Reactor-spectrum predictors for fits: a registered surrogate or an exact predictor, both
+returning reactor counts (B, K) at the fit's exposure for a batch of named parameter points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from omegaconf import DictConfig
+
+from ...errors import ConfigError
+from ...experiments.base import Experiment
+from ...physics.predictors import DETECTOR_PARAMETERS, OSCILLATION_PARAMETERS
+from ...physics.rates import Exposure
+
+PREDICTORS = ("surrogate", "exact")
+
+
+class ReactorPredictor(Protocol):
+    """What a fit needs: the parameters taken, their allowed ranges, counts for a batch."""
+
+    kind: str
+    inputs: tuple[str, ...]
+    edges: NDArray[np.float64]
+    energy: str
+
+    def ranges(self) -> dict[str, tuple[float, float]]: ...
+
+    def reactors(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class SurrogatePredictor:
+    """A registered surrogate (``registry.reactors.SurrogateReactors``) at a fixed exposure."""
+
+    kind = "surrogate"
+
+    def __init__(self, surrogate: Any, exposure: Exposure) -> None:
+        self.surrogate = surrogate
+        self.exposure = exposure
+        self.inputs = tuple(surrogate.inputs)
+        self.edges = surrogate.edges
+        self.energy = surrogate.energy
+        self._fixed = dict(surrogate.spec.fixed)
+        self._scale = surrogate.scale(exposure)
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return self.surrogate.ranges()
+
+    def reactors(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        size = max(np.size(v) for v in points.values())
+        cols = [
+            np.broadcast_to(np.asarray(points.get(k, self._fixed.get(k)), dtype=np.float64), size)
+            for k in self.inputs
+        ]
+        return self.surrogate.surrogate.predict(np.stack(cols, axis=1)) * self._scale
+
+    def info(self) -> dict[str, Any]:
+        return self.surrogate.info()
+
+
+class ExactPredictor:
+    """The experiment's exact predictor (response matrix or event re-weighting)."""
+
+    kind = "exact"
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        predictor: Any,
+        exposure: Exposure,
+        info: dict[str, Any],
+        detector_inputs: tuple[str, ...] = (),
+    ) -> None:
+        """``detector_inputs``: detector parameters to take as inputs (each change re-runs the
+        detector reconstruction of the MC pairs: slow, used to referee surrogates that take
+        them)."""
+        bad = [k for k in detector_inputs if k not in DETECTOR_PARAMETERS]
+        if bad:
+            raise ConfigError(
+                "model", f"the exact predictor cannot vary {bad}", f"use {DETECTOR_PARAMETERS}"
+            )
+        self.experiment = experiment
+        self.predictor = predictor
+        self.exposure = exposure
+        self.inputs = OSCILLATION_PARAMETERS + tuple(detector_inputs)
+        self.edges = np.asarray(predictor.edges, dtype=np.float64)
+        self.energy = str(predictor.energy)
+        self._info = info
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        out = {}
+        for k in self.inputs:
+            lo, hi = self.experiment.parameters[k].bounds
+            out[k] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+        return out
+
+    def reactors(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        by_group = self.predictor.predict(dict(points), self.exposure)
+        return np.sum(list(by_group.values()), axis=0)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+
+def load_pairs(cfg: DictConfig, experiment: Any) -> tuple[Any, str]:
+    """MC pairs for the exact prompt-energy predictors (as ``oscflow predict`` finds them)."""
+    from ...predict import _pairs
+
+    return _pairs(cfg, experiment)
+
+
+def exact_predictor(
+    cfg: DictConfig,
+    experiment: Any,
+    exposure: Exposure,
+    edges: NDArray[np.float64],
+    energy: str,
+    method: str | None = None,
+    pairs: Any = None,
+    detector_inputs: tuple[str, ...] = (),
+    pairs_from: str | None = None,
+) -> ExactPredictor:
+    """An exact predictor for ``experiment`` (its ordering), MC pairs read or simulated once."""
+    method = str(method or cfg.method)
+    if pairs is None and (energy == "prompt" or method == "reweight"):
+        pairs, pairs_from = load_pairs(cfg, experiment)
+    predictor = experiment.predictor(edges, energy, method, pairs)
+    info = {"kind": "exact", "method": method, "mc_pairs": pairs_from}
+    return ExactPredictor(experiment, predictor, exposure, info, detector_inputs)
+
+
+def surrogate_predictor(cfg: DictConfig, uri: str | None, exposure: Exposure) -> SurrogatePredictor:
+    """The surrogate at ``uri`` from the configured tracking store."""
+    from ...registry.reactors import SurrogateReactors
+    from ...tracking.runs import tracking_uri
+
+    reactors = SurrogateReactors.load(
+        uri, tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
+    )
+    return SurrogatePredictor(reactors, exposure)
+
+
+def training_ordering(predictor: SurrogatePredictor) -> str | None:
+    """Mass ordering the surrogate's training data assumed (its training run's config), if known."""
+    run_id = predictor.surrogate.version.run_id
+    if not run_id:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        params = MlflowClient().get_run(run_id).data.params
+    except Exception:  # noqa: BLE001 - a missing run only means "unknown"
+        return None
+    return params.get("experiment.oscillation.ordering")
+
+
+def check_kind(kind: str) -> str:
+    if kind not in PREDICTORS:
+        raise ConfigError("predictor", f"{kind!r} is unknown", f"use one of {PREDICTORS}")
+    return kind

@@ -1,0 +1,1 @@
+"""Statistics: test statistics of binned counts, pull terms, limits. Pure numpy/scipy."""

@@ -1,0 +1,106 @@
+"""Test statistics of binned counts n against expectations μ, and Gaussian pull terms.
+
+All are "χ²-like": −2 ln of a likelihood ratio (or its Gaussian approximation), so that a
+change of 1 is one standard deviation for one parameter.
+
+- ``poisson``: Baker–Cousins Poisson likelihood ratio (S. Baker, R.D. Cousins, Nucl. Instrum.
+  Meth. 221 (1984) 437): 2 Σ [μ − n + n ln(n/μ)], the n = 0 term being 2μ.
+- ``pearson``: Σ (n − μ)²/μ.
+- ``neyman``: Σ (n − μ)²/n; a bin with n = 0 has no Neyman variance: it uses 1 (the common
+  convention, e.g. PDG Statistics review) — prefer ``cnp`` or ``poisson`` for sparse bins.
+- ``cnp``: combined Neyman–Pearson χ² (X. Ji, W. Gu, X. Qian, H. Wei, C. Zhang, Nucl. Instrum.
+  Meth. A 961 (2020) 163677): Σ (n − μ)² / [3 / (1/n + 2/μ)]. Its variance vanishes at n = 0;
+  such bins use the Poisson term 2μ (our convention, the n → 0 limit of the likelihood ratio).
+
+Each ``*_terms`` function returns the per-bin contributions (for residual plots); ``statistic``
+sums them. Gaussian pulls: ((x − x₀)/σ)².
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+TINY = 1e-300  # floor for μ inside logarithms and divisions (μ ≤ 0 is caught by callers)
+
+
+def poisson_terms(data: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """Baker–Cousins terms 2[μ − n + n ln(n/μ)] (n = 0: 2μ), broadcast over leading axes."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), TINY)
+    safe_n = np.where(n > 0, n, 1.0)
+    log_term = np.where(n > 0, n * np.log(safe_n / mu), 0.0)
+    return 2.0 * (mu - n + log_term)
+
+
+def pearson_terms(data: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """(n − μ)²/μ."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), TINY)
+    return (n - mu) ** 2 / mu
+
+
+def neyman_terms(data: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """(n − μ)²/n, with variance 1 where n = 0."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    return (n - mu) ** 2 / np.where(n > 0, n, 1.0)
+
+
+def cnp_terms(data: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """(n − μ)² (1/n + 2/μ)/3 (Ji et al. 2020); 2μ where n = 0."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), TINY)
+    safe_n = np.where(n > 0, n, 1.0)
+    return np.where(n > 0, (n - mu) ** 2 * (1.0 / safe_n + 2.0 / mu) / 3.0, 2.0 * mu)
+
+
+TERMS: dict[str, Callable[[ArrayLike, ArrayLike], FloatArray]] = {
+    "poisson": poisson_terms,
+    "pearson": pearson_terms,
+    "neyman": neyman_terms,
+    "cnp": cnp_terms,
+}
+STATISTICS: tuple[str, ...] = tuple(TERMS)
+
+
+def statistic(name: str, data: ArrayLike, expected: ArrayLike) -> FloatArray | float:
+    """Sum over the last axis of the named statistic's terms (a float for 1-D input)."""
+    try:
+        terms = TERMS[name]
+    except KeyError:
+        msg = f"unknown statistic {name!r}; use one of {STATISTICS}"
+        raise ValueError(msg) from None
+    total = terms(data, expected).sum(axis=-1)
+    return float(total) if np.ndim(total) == 0 else total
+
+
+def gaussian_pull(value: ArrayLike, centre: ArrayLike, sigma: ArrayLike) -> FloatArray | float:
+    """((x − x₀)/σ)²: −2 ln of a Gaussian prior up to a constant (broadcasting)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if not np.all(sigma > 0):
+        msg = f"a pull term needs sigma > 0, got {sigma}"
+        raise ValueError(msg)
+    out = ((np.asarray(value, dtype=np.float64) - centre) / sigma) ** 2
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def count_problems(data: ArrayLike, integer: bool) -> str | None:
+    """Why ``data`` cannot be fitted as counts (NaN/inf, negative, non-integer), else None."""
+    n = np.asarray(data, dtype=np.float64)
+    if n.ndim != 1 or n.size == 0:
+        return f"counts must be a non-empty 1-D array, got shape {n.shape}"
+    bad = ~np.isfinite(n)
+    if bad.any():
+        return f"{int(bad.sum())} bins are NaN or infinite (first: bin {int(np.argmax(bad))})"
+    if (n < 0).any():
+        return f"{int((n < 0).sum())} bins are negative (first: bin {int(np.argmax(n < 0))})"
+    if integer:
+        frac = np.abs(n - np.round(n)) > 1e-9
+        if frac.any():
+            i = int(np.argmax(frac))
+            return f"{int(frac.sum())} bins are not integers (first: bin {i}, {n[i]:g})"
+    return None
