@@ -62,8 +62,13 @@ class Queue:
         self.process_event = process_event
         self.run_job = run_job
 
+    def _enqueue(self, task: Any, *args: Any) -> str:
+        message = task.s(*args)
+        self.huey.enqueue(message)
+        return str(message.id)
+
     def enqueue_event(self, event: dict[str, Any]) -> str:
-        return self.process_event(event).id
+        return self._enqueue(self.process_event, event)
 
     def enqueue_job(self, spec: JobSpec) -> str:
         """Queue a job (and note it in the ledger so ``status`` shows it waiting)."""
@@ -74,7 +79,7 @@ class Queue:
             self.ledger.queued(planned.key, planned.ledger_fields())
         except Exception as exc:  # noqa: BLE001 — the job itself will fail and record why
             log.warning("cannot plan %s yet: %s", spec, exc)
-        return self.run_job(dataclasses.asdict(spec)).id
+        return self._enqueue(self.run_job, dataclasses.asdict(spec))
 
     def depth(self) -> int:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())

@@ -26,16 +26,18 @@ REQUIRED = ("JOB", "promotion_overrides", "record")
 
 
 def load_service(name: str) -> ModuleType:
-    """The service module ``oscflow.services.<name>``, checked against the contract."""
-    if not name.isidentifier():
+    """The service module ``oscflow.services.<name>`` (or, for a dotted name, that module:
+    services outside the package), checked against the contract."""
+    if not all(part.isidentifier() for part in name.split(".")):
         raise ConfigError("service", f"{name!r} is not a service name", "e.g. fit, sensitivity")
+    path = name if "." in name else f"{__name__}.{name}"
     try:
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(path)
     except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
+        if exc.name != path:
             raise
         raise ConfigError(
-            "service", f"no service {name!r} (no module {__name__}.{name})", "check the name"
+            "service", f"no service {name!r} (no module {path})", "check the name"
         ) from exc
     missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
     if missing:
