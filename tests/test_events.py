@@ -95,7 +95,7 @@ def test_event_parsing_and_routing() -> None:
         ("fit", "7", "d"),
         ("sensitivity", "7", "d"),
     ]
-    other_alias = routing.parse(alias_body(alias="staging"))
+    other_alias = {**routing.parse(alias_body(alias="staging")), "delivery_id": "e"}
     assert routing.jobs_for(other_alias, cfg.routing) == []
     with pytest.raises(routing.EventError, match="malformed JSON"):
         routing.parse(b"{not json")

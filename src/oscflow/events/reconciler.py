@@ -22,7 +22,6 @@ from .routing import JobSpec
 def expected_jobs(client: MlflowClient, routing: DictConfig) -> list[JobSpec]:
     """Every job the registry's current state calls for."""
     specs: list[JobSpec] = []
-    alias = str(routing.alias)
     for model in client.search_registered_models():
         name = model.name
         if routing.on_version_created:
@@ -30,11 +29,12 @@ def expected_jobs(client: MlflowClient, routing: DictConfig) -> list[JobSpec]:
                 specs += [
                     JobSpec(str(s), name, str(mv.version)) for s in routing.on_version_created
                 ]
-        try:
-            champion = client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            continue
-        specs += [JobSpec(str(s), name, str(champion.version)) for s in routing.on_alias]
+        for alias, services in routing.on_alias.items():
+            try:
+                target = client.get_model_version_by_alias(name, str(alias))
+            except MlflowException:
+                continue
+            specs += [JobSpec(str(s), name, str(target.version)) for s in services]
     return specs
 
 

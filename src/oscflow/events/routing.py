@@ -54,12 +54,13 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 def jobs_for(event: Mapping[str, Any], routing: Mapping[str, Any]) -> list[JobSpec]:
-    """The jobs an event asks for under ``routing`` (alias, on_version_created, on_alias)."""
+    """The jobs an event asks for under ``routing`` (on_version_created; on_alias: alias →
+    services)."""
     kind, model, version = event["event"], event["model"], str(event["version"])
     event_id = event.get("delivery_id")
     services: Sequence[str] = ()
     if kind == VERSION_CREATED:
         services = routing["on_version_created"]
-    elif kind == ALIAS_CREATED and event.get("alias") == routing["alias"]:
-        services = routing["on_alias"]
+    elif kind == ALIAS_CREATED:
+        services = routing["on_alias"].get(str(event.get("alias")), ())
     return [JobSpec(str(s), model, version, event_id) for s in services]

@@ -22,7 +22,9 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
     name = str(cfg.registry.name)
     if cfg.registry.version is not None:
         version = str(cfg.registry.version)
-        services = list(cfg.routing.on_version_created) + list(cfg.routing.on_alias)
+        services = list(cfg.routing.on_version_created) + [
+            s for group in cfg.routing.on_alias.values() for s in group
+        ]
     else:
         try:
             version = str(client.get_model_version_by_alias(name, str(cfg.registry.alias)).version)
@@ -32,7 +34,7 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
                 f"{name} has no alias @{cfg.registry.alias}",
                 "promote a version first: oscflow registry promote NAME VERSION",
             ) from None
-        services = list(cfg.routing.on_alias)
+        services = list(cfg.routing.on_alias.get(str(cfg.registry.alias)) or [])
     ledger = Ledger(str(cfg.ledger_url))
     planned = {s: plan(JobSpec(s, name, version), cfg) for s in services}
     deadline = time.time() + float(cfg.wait_timeout_s)

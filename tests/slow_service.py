@@ -1,0 +1,19 @@
+"""The stand-in service, slow (8 s per job): long enough to SIGKILL a worker mid-job."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig
+
+import standin_service
+
+JOB = standin_service.JOB
+promotion_overrides = standin_service.promotion_overrides
+
+
+def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+    os.environ["OSCFLOW_STANDIN_SLEEP"] = "8"
+    return standin_service.record(cfg, tags)

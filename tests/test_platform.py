@@ -1,0 +1,273 @@
+"""The platform end to end on loopback: `oscflow up` (a real MLflow server with webhooks, the
+intake, a worker), promotion behind gates, downstream runs, and the reliability properties:
+the intake down during a promotion, a worker SIGKILLed mid-job, 200 alias events in a burst.
+Run with the embedded backends and with the team-scale ones (PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from oscflow.events import signing
+
+pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
+TESTS = Path(__file__).resolve().parent
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """A stack started with `oscflow up` and the overrides every command of it must share."""
+
+    def __init__(self, root: Path, state: Path, overrides: list[str], env: dict[str, str]):
+        self.root, self.state, self.overrides, self.env = root, state, overrides, env
+        self.mlflow = next(o.split("=", 1)[1] for o in overrides if o.startswith("mlflow.port="))
+        self.uri = f"http://127.0.0.1:{self.mlflow}"
+        self.client = MlflowClient(self.uri)
+
+    def oscflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "oscflow.cli", *args, *self.overrides],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if check:
+            assert proc.returncode == 0, f"oscflow {args}: {proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def runs(self, service: str, version: str, status: str | None = None) -> list[Any]:
+        ids = [e.experiment_id for e in self.client.search_experiments()]
+        query = (
+            f"tags.`oscflow.service` = '{service}' and tags.`oscflow.model.version` = '{version}'"
+        )
+        if status:
+            query += f" and attributes.status = '{status}'"
+        return self.client.search_runs(ids, query, max_results=1000)
+
+    def wait_for(self, service: str, version: str, timeout: float = 240) -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            runs = self.runs(service, version, "FINISHED")
+            if runs:
+                return runs
+            time.sleep(1)
+        status = self.oscflow("status", check=False).stdout
+        logs = (self.state / "logs" / "worker.log").read_text()[-4000:]
+        pytest.fail(f"no FINISHED {service} run for v{version} in {timeout} s\n{status}\n{logs}")
+
+    def post_event(self, body: bytes) -> int:
+        secret = (self.state / "webhook_secret").read_text().strip()
+        port = next(o.split("=", 1)[1] for o in self.overrides if o.startswith("intake.port="))
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/mlflow",
+            data=body,
+            headers=signing.signed_headers(secret, body),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status
+
+
+def _pg_database() -> Iterator[str]:
+    import psycopg2
+
+    name = f"oscflow_e2e_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG}/{name}"
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+@pytest.fixture(scope="module", params=["local", "team"])
+def stack(
+    request: pytest.FixtureRequest,
+    registered_surrogate: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    root = Path(registered_surrogate["root"])
+    tmp = tmp_path_factory.mktemp(f"stack_{request.param}")
+    overrides = [
+        f"paths.root_dir={root}",
+        "data=ttrain",
+        f"state_dir={tmp}/state",
+        f"mlflow.port={_free_port()}",
+        f"intake.port={_free_port()}",
+        "reconcile.interval_s=3",
+        "workers.lease_s=6",
+        "workers.heartbeat_s=1",
+        "workers.retry_delay_s=0.5",
+        f"queue.name=oscflow-{uuid.uuid4().hex[:8]}",
+        "+routing.on_alias.burst=[standin_service]",
+        "+routing.on_alias.late=[standin_service]",
+        "+routing.on_alias.slow=[slow_service]",
+    ]
+    env = {
+        **os.environ,
+        "OSCFLOW_CONFIG_DIR": str(root / "conf"),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    databases = None
+    if request.param == "local":
+        overrides += [
+            f"mlflow.backend_store_uri={registered_surrogate['tracking_uri']}",
+            f"mlflow.artifacts_destination={registered_surrogate['artifacts']}",
+        ]
+    else:
+        databases = _pg_database()
+        db = next(databases)
+        overrides.append("stack=team")
+        env.update(
+            OSCFLOW_MLFLOW_BACKEND_URI=db,
+            OSCFLOW_LEDGER_URL=db,
+            OSCFLOW_ARTIFACTS_URI=str(tmp / "artifacts"),
+            OSCFLOW_REDIS_URL="redis://127.0.0.1:6379/0",
+        )
+    s = Stack(root, tmp / "state", overrides, env)
+    up = s.oscflow("up")
+    assert "MLFLOW_TRACKING_URI=" in up.stdout
+    if request.param == "team":
+        _copy_model(registered_surrogate, s.client)
+    try:
+        yield s
+    finally:
+        s.oscflow("down", check=False)
+        if databases is not None:
+            next(databases, None)
+
+
+def _copy_model(registered: dict[str, str], client: MlflowClient) -> None:
+    """Register the session's surrogate in the team-scale server (with its lineage tags)."""
+    import mlflow
+
+    source = MlflowClient(registered["tracking_uri"])
+    mv = source.get_model_version(registered["name"], registered["version"])
+    mlflow.set_tracking_uri(registered["tracking_uri"])
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{registered['name']}/{registered['version']}"
+    )
+    client.create_registered_model(registered["name"])
+    client.create_model_version(registered["name"], local, tags=dict(mv.tags))
+
+
+def test_new_version_is_validated_and_gates_guard_promotion(stack: Stack) -> None:
+    runs = stack.wait_for("validate", "1")
+    assert runs[0].data.tags["oscflow.model.name"] == "juno-spectrum"
+    tags = stack.client.get_model_version("juno-spectrum", "1").tags
+    assert float(tags["oscflow.validation.max_rel_dev_peak1"]) > 0
+    # the tiny test surrogate (3 epochs) fails the default gates: refused, no alias
+    refused = stack.oscflow("registry", "promote", "juno-spectrum", "1", check=False)
+    assert refused.returncode == 1
+    assert "not promoted" in refused.stderr
+    assert "FAIL by" in refused.stderr
+    assert "champion" not in stack.client.get_registered_model("juno-spectrum").aliases
+    no_reason = stack.oscflow("registry", "promote", "juno-spectrum", "1", "--force", check=False)
+    assert "needs a reason" in no_reason.stderr
+
+
+def test_forced_promotion_triggers_fit_and_sensitivity(stack: Stack) -> None:
+    stack.oscflow(
+        "registry", "promote", "juno-spectrum", "1", "--force", "--reason", "plumbing test"
+    )
+    tags = stack.client.get_model_version("juno-spectrum", "1").tags
+    assert tags["oscflow.promotion.forced"] == "true"
+    assert tags["oscflow.promotion.reason"] == "plumbing test"
+    for service in ("fit", "sensitivity"):
+        run = stack.wait_for(service, "1")[0]
+        assert run.data.tags["oscflow.model.name"] == "juno-spectrum"
+        assert run.data.tags["oscflow.event_id"] not in ("", "reconciler")  # came by webhook
+    waited = json.loads(
+        stack.oscflow("registry", "wait", "juno-spectrum", "@champion", "--json").stdout
+    )
+    assert waited["complete"]
+    assert set(waited["runs"]) == {"fit", "sensitivity"}
+    show = json.loads(stack.oscflow("registry", "show", "juno-spectrum", "--json").stdout)
+    assert show["aliases"] == {"champion": "1"}
+    assert {r["service"] for r in show["versions"][0]["service_runs"]} >= {
+        "validate",
+        "fit",
+        "sensitivity",
+    }
+
+
+def _alias_body(version: str, alias: str) -> bytes:
+    data = {"name": "juno-spectrum", "alias": alias, "version": version}
+    return json.dumps({"entity": "model_version_alias", "action": "created", "data": data}).encode()
+
+
+def test_intake_down_during_promotion_is_caught_by_the_reconciler(stack: Stack) -> None:
+    from oscflow.platform import processes
+
+    processes.stop(stack.state, "intake")
+    stack.client.set_registered_model_alias("juno-spectrum", "late", "1")  # webhook lost
+    time.sleep(2)
+    assert not stack.runs("standin_service", "1")
+    stack.oscflow("up")  # restarts the intake; the worker's reconciler finds the gap
+    run = stack.wait_for("standin_service", "1", timeout=120)
+    assert len(run) == 1
+    assert run[0].data.tags["oscflow.event_id"] == "reconciler"
+
+
+def test_worker_killed_mid_job_completes_after_restart_exactly_once(stack: Stack) -> None:
+    stack.client.set_registered_model_alias("juno-spectrum", "slow", "1")
+    deadline = time.time() + 120
+    while not stack.runs("slow_service", "1", "RUNNING"):
+        assert time.time() < deadline, "the slow job never started"
+        time.sleep(0.5)
+    pid = json.loads((stack.state / "pids" / "worker.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    time.sleep(1)
+    stack.oscflow("up")  # restarts the worker only
+    finished = stack.wait_for("slow_service", "1", timeout=180)
+    assert len(finished) == 1
+    failed = stack.runs("slow_service", "1", "FAILED")
+    assert len(failed) == 1
+    assert "abandoned" in failed[0].data.tags["oscflow.failure_reason"]
+    time.sleep(4)  # a further reconciler pass must not run it again
+    assert len(stack.runs("slow_service", "1", "FINISHED")) == 1
+
+
+def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
+    versions = [str(v) for v in range(1000, 1200)]
+    codes = [stack.post_event(_alias_body(v, "burst")) for v in versions]
+    assert codes == [202] * 200
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        ids = [e.experiment_id for e in stack.client.search_experiments()]
+        runs = stack.client.search_runs(
+            ids,
+            "tags.`oscflow.service` = 'standin_service' and attributes.status = 'FINISHED'",
+            max_results=1000,
+        )
+        done = [r.data.tags["oscflow.model.version"] for r in runs]
+        if set(versions) <= set(done):
+            break
+        time.sleep(2)
+    burst = [v for v in done if v in set(versions)]
+    assert sorted(burst) == sorted(versions)  # every one processed, none twice
