@@ -10,11 +10,22 @@ command line's and Python's entry points), ``plots``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig
+
 from .api import fit
 from .minimize import FitNotConverged
-from .record import record
 
 JOB = "fit"
+
+
+def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+    """Run the fit of ``cfg`` and record one MLflow run with ``tags`` (see ``record.py``)."""
+    from .record import record as _record
+
+    return _record(cfg, tags)
 
 
 def promotion_overrides(model_uri: str) -> list[str]:

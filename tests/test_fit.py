@@ -1,0 +1,264 @@
+"""The fit service with exact predictors: Asimov recovery, errors against the Fisher
+information, coverage of toy fits, data files and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oscflow.config import load
+from oscflow.errors import ConfigError
+from oscflow.services.fit import observation as obs
+from oscflow.services.fit.minimize import FitNotConverged, minimize
+from oscflow.services.fit.model import FitModel, FitParameter
+from oscflow.services.fit.run import compute, setup
+from oscflow.services.fit.toys import pull_summary
+
+# A cheap exact configuration: E_ν binning (quadrature, no MC), vacuum, 70 bins.
+CHEAP = [
+    "predictor=exact",
+    "energy=neutrino",
+    "binning.emin=1.8",
+    "binning.emax=8.8",
+    "binning.nbins=70",
+    "experiment.oscillation.matter=false",
+    "orderings=false",
+    "record=false",
+    "plots=false",
+]
+# Starting 1σ (PDG) away from the truth in the solar parameters.
+OFF_START = ["start.sin2_th12=0.320", "start.dm2_21=7.71e-5"]
+
+
+@pytest.fixture(scope="module")
+def asimov_fit():
+    cfg = load("fit", [*CHEAP, *OFF_START])
+    fs = setup(cfg)
+    result, fs, main = compute(cfg, fs)
+    return cfg, fs, result, main
+
+
+def test_asimov_fit_with_the_exact_predictor_recovers_the_truth(asimov_fit) -> None:
+    _, fs, result, main = asimov_fit
+    assert main.valid
+    assert result["fit"]["statistic"]["value"] < 1e-3  # Asimov: the minimum is 0
+    for name, truth in fs.truth.items():
+        assert abs(result["best_fit"][name] - truth) < 0.02 * result["errors"][name], name
+    # nuisances return to their nominal values
+    for name in ("flux_norm", "bkg_li9_he8", "bkg_geoneutrinos"):
+        assert abs(result["best_fit"][name] - 1.0) < 0.02 * result["errors"][name]
+    assert result["fit"]["statistic"]["ndf"] == 70 + 8 - 12  # bins + priors − free
+    corr = np.asarray(result["fit"]["correlation"]["matrix"])
+    np.testing.assert_allclose(np.diag(corr), 1.0, atol=1e-9)
+    np.testing.assert_allclose(corr, corr.T, atol=1e-12)
+
+
+def test_hesse_errors_equal_the_inverse_fisher_information(asimov_fit) -> None:
+    # Poisson: F_ij = Σ_k ∂_i μ_k ∂_j μ_k / μ_k, plus 1/σ² for parameters with priors; the χ²
+    # (−2 ln L) curvature is 2F/2 = F, so cov = F⁻¹. Derivatives by central differences.
+    _, fs, result, main = asimov_fit
+    model = fs.model
+    free = [model.index[n] for n in main.free]
+    x0 = main.values.copy()
+    mu = model.expected(x0)
+    grads = []
+    for i in free:
+        h = 1e-3 * model.parameters[i].step
+        up, down = x0.copy(), x0.copy()
+        up[i] += h
+        down[i] -= h
+        grads.append((model.expected(up) - model.expected(down)) / (2 * h))
+    g = np.asarray(grads)
+    fisher = (g / mu) @ g.T
+    for j, i in enumerate(free):
+        p = model.parameters[i]
+        if p.prior is not None:
+            fisher[j, j] += 1.0 / p.prior[1] ** 2
+    expected_errors = np.sqrt(np.diag(np.linalg.inv(fisher)))
+    for j, name in enumerate(main.free):
+        assert result["errors"][name] == pytest.approx(expected_errors[j], rel=0.03), name
+
+
+class VacuumSolar:
+    """A cheap predictor: two-flavour solar oscillation of a fixed falling spectrum at 52.5 km."""
+
+    kind = "exact"
+    inputs = ("sin2_th12", "dm2_21")
+    energy = "neutrino"
+    edges = np.linspace(1.8, 8.8, 41)
+
+    def ranges(self):
+        return {"sin2_th12": (0.2, 0.4), "dm2_21": (6.0e-5, 9.0e-5)}
+
+    def reactors(self, points):
+        e = 0.5 * (self.edges[1:] + self.edges[:-1])
+        s12 = np.asarray(points["sin2_th12"])[:, None]
+        d21 = np.asarray(points["dm2_21"])[:, None]
+        p = 1 - 4 * s12 * (1 - s12) * np.sin(1.267 * d21 * 52500.0 / e) ** 2
+        return 3000.0 * np.exp(-((e - 3.5) ** 2) / 2.0) * p
+
+    def info(self):
+        return {"kind": "test"}
+
+
+def test_toy_fits_cover_the_truth() -> None:
+    model = FitModel(
+        VacuumSolar(),
+        [
+            FitParameter("sin2_th12", 0.307, 0.013, (0.2, 0.4)),
+            FitParameter("dm2_21", 7.53e-5, 0.18e-5, (6.0e-5, 9.0e-5)),
+            FitParameter("flux_norm", 1.0, 0.03, (0.5, 1.5), prior=(1.0, 0.03), kind="flux"),
+        ],
+        {},
+    )
+    truth = model.starts()
+    toys = obs.toys(model.expected(truth), model.edges, {}, 300, seed=11).counts
+    pulls = {n: [] for n in model.names}
+    for row in toys:
+        out = minimize(model, row, "poisson", start=truth, prescan=False)
+        assert out.valid
+        for i, n in enumerate(model.names):
+            pulls[n].append((out.values[i] - truth[i]) / out.errors[i])
+    # Parameters of interest only: the flux prior's centre is not fluctuated in the toys, so its
+    # pull is narrower than 1 by construction.
+    for n in ("sin2_th12", "dm2_21"):
+        s = pull_summary(np.asarray(pulls[n]))
+        # 300 toys: mean ± 0.058, width ± 0.041 (statistical); 3.5σ bands
+        assert abs(s["mean"]) < 0.2, (n, s)
+        assert abs(s["width"] - 1) < 0.15, (n, s)
+
+
+def test_toy_ensemble_through_the_service_reports_pulls() -> None:
+    cfg = load(
+        "fit",
+        [
+            *CHEAP,
+            "fit/observation=toy",
+            "observation.n_toys=4",
+            "fit/nuisances=stat_only",
+            "free=[sin2_th12,dm2_21]",
+        ],
+    )
+    result, _, main = compute(cfg)
+    assert main is None
+    t = result["toys"]
+    assert t["n_toys"] == 4
+    assert set(t["pulls"]) == {"sin2_th12", "dm2_21"}
+    assert t["pulls"]["sin2_th12"]["n"] == 4 - t["n_failed"]
+
+
+def _write(path, fmt, counts, edges):
+    if fmt == "csv":
+        rows = ["e_low,e_high,counts"] + [
+            f"{float(lo)!r},{float(hi)!r},{float(c)!r}"
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
+        ]
+        path.write_text("\n".join(rows) + "\n")
+    elif fmt == "npz":
+        np.savez(path, counts=counts, bin_edges=edges)
+    else:
+        import uproot
+
+        with uproot.recreate(path) as f:
+            f["spectrum"] = (np.asarray(counts, dtype=np.float64), np.asarray(edges))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npz", "root"])
+def test_data_files_are_read_with_their_binning(tmp_path, fmt) -> None:
+    edges = np.round(np.linspace(1.8, 8.8, 71), 12)
+    counts = np.random.default_rng(1).poisson(100, 70).astype(float)
+    path = tmp_path / f"data.{fmt}"
+    _write(path, fmt, counts, edges)
+    got, got_edges = obs.read_file(str(path))
+    np.testing.assert_array_equal(got, counts)
+    np.testing.assert_allclose(got_edges, edges, atol=1e-12)
+
+
+def test_a_fit_to_a_file_equals_the_fit_to_the_same_counts(tmp_path, asimov_fit) -> None:
+    _, fs, _, _ = asimov_fit
+    counts = np.round(fs.observation.counts)  # integer Asimov-like data
+    path = tmp_path / "data.csv"
+    _write(path, "csv", counts, fs.edges)
+    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}"])
+    result, _, _ = compute(cfg)
+    direct = minimize(fs.model, counts, "poisson")
+    for name in ("sin2_th12", "dm2_21"):  # same minimum (different starts: ≪ σ apart)
+        assert abs(result["best_fit"][name] - direct.value(name)) < 0.02 * direct.error(name)
+    assert result["truth"] is None
+    assert result["data"]["kind"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda c, e: (c[:-1], e[:-1]), "the model 70 bins"),
+        (lambda c, e: (np.where(np.arange(c.size) == 3, np.nan, c), e), "NaN"),
+        (lambda c, e: (np.where(np.arange(c.size) == 5, -2.0, c), e), "negative"),
+        (lambda c, e: (c + 0.5, e), "not integers"),
+    ],
+)
+def test_bad_data_files_are_refused(tmp_path, mutate, needle) -> None:
+    edges = np.round(np.linspace(1.8, 8.8, 71), 12)
+    counts, e = mutate(np.full(70, 50.0), edges)
+    path = tmp_path / "bad.npz"
+    _write(path, "npz", counts, e)
+    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}"])
+    with pytest.raises(ConfigError, match=needle):
+        setup(cfg)
+
+
+def test_non_integer_counts_are_accepted_by_gaussian_statistics(tmp_path) -> None:
+    edges = np.round(np.linspace(1.8, 8.8, 71), 12)
+    path = tmp_path / "frac.npz"
+    _write(path, "npz", np.full(70, 50.5), edges)
+    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}", "statistic=cnp"])
+    assert setup(cfg).observation.counts[0] == 50.5
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("statistic=chi2", "statistic"),
+        ("free=[sin2_th12,escale]", "does not take"),
+        ("free=[sin2_th12,theta23]", "not parameters"),
+        ("start.sin2_th12=1.5", "outside"),
+    ],
+)
+def test_bad_configuration_is_refused(override, needle) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        setup(load("fit", [*CHEAP, override]))
+
+
+def test_a_fit_that_does_not_converge_is_reported_not_returned() -> None:
+    cfg = load("fit", [*CHEAP, *OFF_START, "max_calls=10"])
+    with pytest.raises(FitNotConverged, match="did not converge") as info:
+        compute(cfg)
+    flags = info.value.diagnostics["flags"]
+    assert flags["has_reached_call_limit"] or not flags["is_valid"]
+
+
+def test_cli_reports_non_convergence_and_exits_nonzero(capsys) -> None:
+    from oscflow.cli import main
+
+    code = main(["fit", *CHEAP, *OFF_START, "max_calls=10"])
+    assert code == 1
+    assert "did not converge" in capsys.readouterr().err
+
+
+def test_cli_maps_model_and_data_shorthands(tmp_path) -> None:
+    from oscflow.services.fit.api import cli_overrides
+
+    got = cli_overrides(["model=models:/juno-spectrum@champion", "data=toy", "n_toys=5", "x=1"])
+    assert got == [
+        "model_uri=models:/juno-spectrum@champion",
+        "fit/observation=toy",
+        "observation.n_toys=5",
+        "x=1",
+    ]
+    path = tmp_path / "d.csv"
+    assert cli_overrides([f"data={path}"]) == [
+        "fit/observation=file",
+        f"observation.path={path.resolve()}",
+    ]
+    cfg = load("fit", cli_overrides(["data=toy", "n_toys=7", "seed=3"]))
+    assert (cfg.observation.kind, cfg.observation.n_toys, cfg.observation.seed) == ("toy", 7, 3)
