@@ -72,6 +72,7 @@ def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
                 f"paths.output_dir={store}/out",
                 "model.hidden=[32,32]",
                 "trainer.max_epochs=3",
+                "trainer.log_every_n_steps=1",
                 "callbacks.progress_bar=false",
             ]
         )
