@@ -4,7 +4,7 @@ registered surrogate (or the exact model, which also referees the surrogate).
 Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``. Modules:
 ``predictors`` (surrogate / exact reactor spectra), ``model`` (parameters, expectation, pulls),
 ``observation`` (Asimov, toys, files), ``minimize`` (MIGRAD/HESSE/MINOS, validity), ``scans``,
-``toys``, ``run`` (orchestration, referee, mass ordering), ``record`` (MLflow), ``api`` (the
+``toys``, ``run`` (orchestration, referee, mass ordering), ``recording`` (MLflow), ``api`` (the
 command line's and Python's entry points), ``plots``.
 """
 
@@ -22,8 +22,8 @@ JOB = "fit"
 
 
 def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
-    """Run the fit of ``cfg`` and record one MLflow run with ``tags`` (see ``record.py``)."""
-    from .record import record as _record
+    """Run the fit of ``cfg`` and record one MLflow run with ``tags`` (see ``recording.py``)."""
+    from .recording import record as _record
 
     return _record(cfg, tags)
 

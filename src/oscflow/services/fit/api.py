@@ -68,7 +68,7 @@ def fit(model: str | None = None, data: str = "asimov", **config: Any) -> dict[s
 def run_cli(cfg: Any) -> dict[str, Any]:
     """Run (and record, unless ``record=false``) the configured fit."""
     if cfg.record:
-        from .record import record
+        from .recording import record
 
         return record(cfg, {})
     from .run import run

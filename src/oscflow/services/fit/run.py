@@ -1,5 +1,5 @@
 """The fit service's computation: config → predictors, observation, fits (both orderings,
-referee, toys, scans) → the JSON-ready result. No MLflow recording here (``record.py``)."""
+referee, toys, scans) → the JSON-ready result. No MLflow recording here (``recording.py``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,193 @@
+"""The fit service with a registered surrogate: fits, referee, MLflow recording against a real
+SQLite store, the service contract the event workers call, and model/config mismatches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from oscflow.config import load
+from oscflow.errors import ConfigError
+
+pytestmark = pytest.mark.slow  # the registered_surrogate fixture trains a tiny model
+
+# The tiny test surrogate barely resolves sin²θ13 (and is rough along it): constrain it.
+QUICK = [
+    "orderings=false",
+    "fit/nuisances=stat_only",
+    "observation.generator=model",
+    "+priors.sin2_th13={centre:0.0220,sigma:0.0007}",
+]
+
+
+@pytest.fixture
+def surrogate_cfg(registered_surrogate, monkeypatch, tmp_path):
+    """Overrides selecting the tiny registered surrogate, its store and its dataset."""
+    r = registered_surrogate
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    base = [
+        f"paths.root_dir={r['root']}",
+        "data=ttrain",
+        f"logger.tracking_uri={r['tracking_uri']}",
+        f"logger.artifact_location={r['artifacts']}",
+        f"model_uri={r['model_uri']}",
+        f"output_dir={tmp_path}",
+        "record=false",
+    ]
+    return lambda *extra: load("fit", [*base, *extra])
+
+
+def _client(registered_surrogate):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(registered_surrogate["tracking_uri"])
+
+
+def test_surrogate_asimov_fit_recovers_its_own_truth(surrogate_cfg) -> None:
+    from oscflow.services.fit.run import compute
+
+    cfg = surrogate_cfg(*QUICK, "start.sin2_th12=0.315", "start.dm2_21=7.65e-5")
+    result, fs, main = compute(cfg)
+    assert main.valid
+    assert result["predictor"]["kind"] == "surrogate"
+    assert result["predictor"]["version"] == "1"
+    for name in ("sin2_th12", "sin2_th13", "dm2_21", "dm2_32"):
+        # float32 network: the minimum is found to well below 0.05 σ
+        assert abs(result["best_fit"][name] - fs.truth[name]) < 0.05 * result["errors"][name]
+
+
+def test_referee_equals_a_standalone_exact_fit_of_the_same_data(surrogate_cfg, tmp_path) -> None:
+    from oscflow.services.fit.run import compute, setup
+
+    small = [q for q in QUICK if "generator" not in q] + ["free=[sin2_th12,dm2_21]"]
+    counts = np.round(
+        setup(surrogate_cfg(*small, "observation.generator=model")).observation.counts
+    )
+    edges = np.round(np.linspace(0.8, 8.8, 401), 12)
+    path = tmp_path / "d.npz"
+    np.savez(path, counts=counts, bin_edges=edges)
+    data = ["fit/observation=file", f"observation.path={path}"]
+    refereed, _, main = compute(surrogate_cfg(*small, *data, "referee=true"))
+    exact, _, _ = compute(surrogate_cfg(*small, *data, "predictor=exact"))
+    for name in ("sin2_th12", "dm2_21"):
+        r = refereed["referee"]["parameters"][name]
+        assert abs(r["exact"] - exact["best_fit"][name]) < 0.02 * exact["errors"][name]
+        assert r["shift_sigma"] == pytest.approx(
+            (main.value(name) - r["exact"]) / r["exact_error"], rel=1e-9
+        )
+
+
+def test_record_through_the_service_contract(surrogate_cfg, registered_surrogate) -> None:
+    from oscflow.services import load_service
+
+    service = load_service("fit")
+    assert service.JOB == "fit"
+    cfg = surrogate_cfg(*QUICK, "record=true")
+    tags = {"oscflow.event_id": "evt-42", "oscflow.service.config_hash": "abc"}
+    result = service.record(cfg, tags)
+    client = _client(registered_surrogate)
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.name == "juno-fits"
+    t = run.data.tags
+    assert t["oscflow.service"] == "fit"
+    assert t["oscflow.event_id"] == "evt-42"
+    assert t["oscflow.service.config_hash"] == "abc"  # the worker's tags win
+    assert t["oscflow.model.name"] == registered_surrogate["name"]
+    assert t["oscflow.model.version"] == registered_surrogate["version"]
+    assert t["oscflow.model.training_run"] == registered_surrogate["run_id"]
+    assert t["oscflow.fit.status"] == "converged"
+    m = run.data.metrics
+    assert m["best_fit.sin2_th12"] == pytest.approx(result["best_fit"]["sin2_th12"])
+    assert m["error.dm2_21"] == pytest.approx(result["errors"]["dm2_21"])
+    assert run.data.params["statistic"] == "poisson"
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"fit_result.json", "data_vs_prediction.png"} <= names
+    local = client.download_artifacts(run.info.run_id, "fit_result.json")
+    with open(local) as fh:
+        stored = json.load(fh)
+    assert stored["best_fit"] == result["best_fit"]
+    assert stored["mlflow_run_id"] == run.info.run_id
+
+
+def test_a_non_converged_fit_is_recorded_failed(surrogate_cfg, registered_surrogate) -> None:
+    from oscflow.services.fit import FitNotConverged, record
+
+    cfg = surrogate_cfg(*QUICK, "record=true", "max_calls=5", "start.sin2_th12=0.32")
+    with pytest.raises(FitNotConverged):
+        record(cfg, {"oscflow.event_id": "evt-bad"})
+    from oscflow.services import fit as service
+
+    assert callable(service.record)  # not shadowed by a submodule once recording ran
+    client = _client(registered_surrogate)
+    exp = client.get_experiment_by_name("juno-fits")
+    runs = client.search_runs([exp.experiment_id], "tags.`oscflow.event_id` = 'evt-bad'")
+    assert len(runs) == 1
+    assert runs[0].info.status == "FAILED"
+    assert runs[0].data.tags["oscflow.fit.status"] == "not_converged"
+    assert "did not converge" in runs[0].data.tags["oscflow.failure_reason"]
+    names = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert "fit_diagnostics.json" in names
+    assert "fit_result.json" not in names
+
+
+def test_promotion_overrides_are_asimov_at_pdg_2022_for_six_years() -> None:
+    from oscflow.services.fit import promotion_overrides
+
+    over = promotion_overrides("models:/juno-spectrum/1")
+    assert over[0] == "model_uri=models:/juno-spectrum/1"
+    cfg = load("fit", over)
+    assert cfg.observation.kind == "asimov"
+    assert cfg.predictor == "surrogate"
+    # PDG 2022 (R.L. Workman et al., PTEP 2022, 083C01), normal ordering
+    assert dict(cfg.params) == {
+        "sin2_th12": 0.307,
+        "sin2_th13": 0.0220,
+        "dm2_21": 7.53e-5,
+        "dm2_32": 2.453e-3,
+    }
+    assert cfg.exposure.days == pytest.approx(6 * 365.25)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["model_uri=models:/juno-spectrum@no-such-alias"], "cannot load"),
+        (["model_uri=models:/no-such-model/1"], "cannot load"),
+        (["free=[sin2_th12,escale]"], "does not take"),
+        (["binning.nbins=200"], "not the requested binning"),
+        (["experiment.oscillation.ordering=inverted"], "trained for the normal ordering"),
+        (["params.sin2_th12=0.40"], "training range"),
+        (["model_uri=null"], "needs a model"),
+    ],
+)
+def test_model_and_config_mismatches_are_refused(surrogate_cfg, extra, needle) -> None:
+    from oscflow.services.fit.run import setup
+
+    with pytest.raises(ConfigError, match=needle):
+        setup(surrogate_cfg(*QUICK, *extra))
+
+
+def test_python_api_mirrors_the_command_line(registered_surrogate, monkeypatch) -> None:
+    import oscflow
+
+    r = registered_surrogate
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
+    result = oscflow.fit(
+        model=r["model_uri"],
+        data="asimov",
+        record=False,
+        orderings=False,
+        free=["sin2_th12", "dm2_21"],
+        observation={"generator": "model"},
+        paths={"root_dir": r["root"]},
+        logger={"tracking_uri": r["tracking_uri"]},
+        exposure={"days": 100},
+    )
+    assert result["exposure"]["days"] == 100
+    assert set(result["best_fit"]) >= {"sin2_th12", "dm2_21"}
+    assert result["model_uri"] == r["model_uri"]
