@@ -33,8 +33,6 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
-from oscflow.surrogate.pruning import PRUNER_ATTR, make_pruner
-
 from . import space
 
 log = logging.getLogger(__name__)
@@ -160,6 +158,8 @@ class OscflowOptunaSweeper(Sweeper):
 
     def _pruner(self) -> optuna.pruners.BasePruner:
         try:
+            from oscflow.surrogate.pruning import make_pruner  # torch: only when sweeping
+
             return make_pruner(dict(self.opts.get("pruner") or {}))
         except (ValueError, TypeError) as exc:
             raise space.SearchSpaceError(f"hydra.sweeper.pruner: {exc}") from None
@@ -195,6 +195,8 @@ class OscflowOptunaSweeper(Sweeper):
             directions=directions,
             load_if_exists=True,
         )
+        from oscflow.surrogate.pruning import PRUNER_ATTR
+
         study.set_user_attr(PRUNER_ATTR, dict(o.get("pruner") or {"name": "none"}))
         parent = _ParentRun(self.config, o, storage_url)
         params, conditional = dict(o.get("params") or {}), dict(o.get("conditional") or {})

@@ -72,7 +72,8 @@ def service_config_hash(cfg: DictConfig) -> str:
 def plan(spec: JobSpec, platform: DictConfig) -> Planned:
     """The service's config for this version (its promotion defaults + platform overrides)."""
     module = load_service(spec.service)
-    overrides = list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
+    overrides = list(platform.service_common)
+    overrides += list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
     overrides += list(platform.service_overrides.get(spec.service) or [])
     overrides.append(f"logger.tracking_uri={platform.tracking_uri}")
     cfg = load(module.JOB, overrides)
