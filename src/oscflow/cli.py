@@ -24,6 +24,8 @@ commands:
   train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
              with -m: a Hydra multirun, e.g. `oscflow train -m hparams_search=juno_arch`
   fit        iminuit fit of a spectrum: model=<uri> data=asimov|toy|<file>  (conf/fit.yaml)
+  sensitivity solar  solar ν_e → ν̄_e / magnetic-moment sensitivity (seed 003):
+             background.source=paper|model limit.method=fc|gauss|auto  (conf/sensitivity.yaml)
 
 platform (conf/platform.yaml; see `oscflow.platform.cli`):
   up | down | status           the local stack: MLflow server, event intake, workers
@@ -73,6 +75,12 @@ def _fit(cfg: Any) -> dict[str, Any]:
     return run_cli(cfg)
 
 
+def _sensitivity(cfg: Any) -> dict[str, Any]:
+    from .services import sensitivity
+
+    return sensitivity.record(cfg, {}) if cfg.record else sensitivity.run(cfg)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "simulate": ("simulate", _simulate),
     "spectra": ("spectra", _spectra),
@@ -80,6 +88,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "summary": ("spectra", _summary),
     "train": ("train", _train),
     "fit": ("fit", _fit),
+    "sensitivity": ("sensitivity", _sensitivity),
 }
 
 
@@ -92,6 +101,10 @@ def _human(command: str, result: dict[str, Any]) -> str:
         from .services.fit.api import summary_table as fit_summary
 
         return fit_summary(result)
+    if command == "sensitivity":
+        from .services.sensitivity.service import summary_table as sensitivity_summary
+
+        return sensitivity_summary(result)
     if command == "summary":
         from .data.summary import format_summary
 
@@ -132,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [a for a in rest if not a.startswith("--")]
     if command == "predict":  # `model=<uri>`: the group name `model` belongs to training
         overrides = [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
+    if command == "sensitivity":  # `oscflow sensitivity <analysis> [key=value ...]`
+        words = [a for a in overrides if "=" not in a]
+        if len(words) != 1:
+            print("usage: oscflow sensitivity solar [key=value ...] [--json]", file=sys.stderr)
+            return 2
+        overrides = [f"analysis={words[0]}"] + [
+            f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides if "=" in a
+        ]
     job, fn = COMMANDS[command]
     try:
         if command == "fit":  # model=<uri>, data=asimov|toy|<file> (see services/fit/api.py)

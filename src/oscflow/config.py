@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 
-JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate", "fit")
+JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate", "fit", "sensitivity")
 
 
 def config_dir() -> Path:
