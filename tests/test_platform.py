@@ -123,9 +123,9 @@ def stack(
         "workers.heartbeat_s=1",
         "workers.retry_delay_s=0.5",
         f"queue.name=oscflow-{uuid.uuid4().hex[:8]}",
-        "+routing.on_alias.burst=[standin_service]",
-        "+routing.on_alias.late=[standin_service]",
-        "+routing.on_alias.slow=[slow_service]",
+        "+routing.on_alias.burst=[standins.fast]",
+        "+routing.on_alias.late=[standins.fast]",
+        "+routing.on_alias.slow=[standins.slow]",
     ]
     env = {
         **os.environ,
@@ -227,9 +227,9 @@ def test_intake_down_during_promotion_is_caught_by_the_reconciler(stack: Stack) 
     processes.stop(stack.state, "intake")
     stack.client.set_registered_model_alias("juno-spectrum", "late", "1")  # webhook lost
     time.sleep(2)
-    assert not stack.runs("standin_service", "1")
+    assert not stack.runs("standins.fast", "1")
     stack.oscflow("up")  # restarts the intake; the worker's reconciler finds the gap
-    run = stack.wait_for("standin_service", "1", timeout=120)
+    run = stack.wait_for("standins.fast", "1", timeout=120)
     assert len(run) == 1
     assert run[0].data.tags["oscflow.event_id"] == "reconciler"
 
@@ -237,20 +237,20 @@ def test_intake_down_during_promotion_is_caught_by_the_reconciler(stack: Stack) 
 def test_worker_killed_mid_job_completes_after_restart_exactly_once(stack: Stack) -> None:
     stack.client.set_registered_model_alias("juno-spectrum", "slow", "1")
     deadline = time.time() + 120
-    while not stack.runs("slow_service", "1", "RUNNING"):
+    while not stack.runs("standins.slow", "1", "RUNNING"):
         assert time.time() < deadline, "the slow job never started"
         time.sleep(0.5)
     pid = json.loads((stack.state / "pids" / "worker.json").read_text())["pid"]
     os.killpg(pid, signal.SIGKILL)
     time.sleep(1)
     stack.oscflow("up")  # restarts the worker only
-    finished = stack.wait_for("slow_service", "1", timeout=180)
+    finished = stack.wait_for("standins.slow", "1", timeout=180)
     assert len(finished) == 1
-    failed = stack.runs("slow_service", "1", "FAILED")
+    failed = stack.runs("standins.slow", "1", "FAILED")
     assert len(failed) == 1
     assert "abandoned" in failed[0].data.tags["oscflow.failure_reason"]
     time.sleep(4)  # a further reconciler pass must not run it again
-    assert len(stack.runs("slow_service", "1", "FINISHED")) == 1
+    assert len(stack.runs("standins.slow", "1", "FINISHED")) == 1
 
 
 def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
@@ -262,7 +262,7 @@ def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
         ids = [e.experiment_id for e in stack.client.search_experiments()]
         runs = stack.client.search_runs(
             ids,
-            "tags.`oscflow.service` = 'standin_service' and attributes.status = 'FINISHED'",
+            "tags.`oscflow.service` = 'standins.fast' and attributes.status = 'FINISHED'",
             max_results=1000,
         )
         done = [r.data.tags["oscflow.model.version"] for r in runs]

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-import standin_service
+from standins import fast as standin_service
 
 JOB = standin_service.JOB
 promotion_overrides = standin_service.promotion_overrides

@@ -1,0 +1,2 @@
+"""Stand-in services for platform tests, importable as ``standins.<name>`` (tests/ is on the
+worker processes' PYTHONPATH)."""
