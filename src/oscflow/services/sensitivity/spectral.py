@@ -76,7 +76,7 @@ def median_upper_limit(
 
     while q(hi) < 0:
         hi *= 2.0
-    return float(brentq(q, 0.0, hi, xtol=1e-6 * hi, rtol=1e-8))
+    return float(brentq(q, 0.0, hi, xtol=1e-10 * hi, rtol=1e-10))
 
 
 def regroup(edges: FloatArray, counts: FloatArray, width: float) -> tuple[FloatArray, FloatArray]:
