@@ -191,3 +191,38 @@ def test_python_api_mirrors_the_command_line(registered_surrogate, monkeypatch) 
     assert result["exposure"]["days"] == 100
     assert set(result["best_fit"]) >= {"sin2_th12", "dm2_21"}
     assert result["model_uri"] == r["model_uri"]
+
+
+def test_predict_with_the_surrogate_scales_its_reference_exposure(
+    registered_surrogate, monkeypatch, capsys
+) -> None:
+    # `oscflow predict predictor=surrogate` goes through the loader the fit uses
+    # (registry/reactors.py): counts = network output × (days × ε)/(reference days × ε).
+    import mlflow
+
+    from oscflow.cli import main
+    from oscflow.registry import load_surrogate
+
+    r = registered_surrogate
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
+    common = [
+        "predict",
+        "--json",
+        "predictor=surrogate",
+        f"model={r['model_uri']}",
+        f"paths.root_dir={r['root']}",
+        f"logger.tracking_uri={r['tracking_uri']}",
+        "backgrounds=false",
+    ]
+    assert main([*common, "exposure.days=365", "exposure.efficiency=0.5"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    mlflow.set_tracking_uri(r["tracking_uri"])
+    fast = load_surrogate(r["model_uri"])
+    ref = fast.spec.exposure
+    point = [0.307, 0.0220, 7.53e-5, 2.453e-3]
+    expected = fast.predict(point)[0] * 365 * 0.5 / (ref["days"] * ref["efficiency"])
+    np.testing.assert_allclose(got["counts"], expected, rtol=1e-12)
+    assert main([*common, "binning.nbins=200"]) == 1
+    assert "not the requested binning" in capsys.readouterr().err
+    assert main([*common, "params.dm2_21=9e-5"]) == 1
+    assert "training range" in capsys.readouterr().err
