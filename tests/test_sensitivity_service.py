@@ -47,7 +47,7 @@ def test_model_reactor_counts_agree_with_seed003_within_the_foundation_tolerance
 
 
 def test_surrogate_backgrounds_record_and_contract(
-    registered_surrogate: dict[str, str], tmp_path: Path
+    registered_surrogate: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The promotion run of the contract: the surrogate's reactor counts in prompt windows,
     recorded in `juno-sensitivity` with the workers' tags and the model version linked. The
@@ -55,6 +55,7 @@ def test_surrogate_backgrounds_record_and_contract(
     MC pairs to 5 % (the demo surrogate: 0.16 %, see the closing note)."""
     service = load_service("sensitivity")
     assert service.JOB == "sensitivity"
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(Path(registered_surrogate["root"]) / "conf"))
     store = [
         f"paths.root_dir={registered_surrogate['root']}",
         "data=ttrain",

@@ -7,7 +7,8 @@ computation is ``run(cfg)`` (no MLflow); ``record`` wraps it in an MLflow run.
 Modules, one concern each: ``inputs`` (validated settings), ``backgrounds`` (counts per
 window: paper tables or a model), ``counting`` (limits, flux, P, μ_ν, uncertainties, Table 4),
 ``spectral`` (binned profile-likelihood limit), ``scans`` (exposure, threshold), ``plots``
-(Figure-1-style PNG), ``service`` (the whole analysis as JSON), ``record`` (MLflow run).
+(Figure-1-style PNG), ``service`` (the whole analysis as JSON), ``recording`` (the MLflow
+run; not named ``record``, which would shadow the contract function once imported).
 """
 
 from __future__ import annotations
@@ -41,6 +42,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
     """Run the analysis and record it as one MLflow run carrying ``tags``."""
-    from .record import record as _record
+    from .recording import record as _record
 
     return _record(cfg, tags)

@@ -220,8 +220,11 @@ def _surrogate_counts(
                 "energy, clipped to the surrogate's range) or background.predictor=exact",
             )
     surrogate.check_range(params)
-    total = surrogate.predict(params, phys)[0]
-    return {SURROGATE_CATEGORY: np.asarray(total, dtype=np.float64)}, surrogate.info(), edges
+    total = np.asarray(surrogate.predict(params, phys)[0], dtype=np.float64)
+    info = surrogate.info()
+    # A network can predict slightly negative counts where the truth is ~0: clip, and say so.
+    info["negative_counts_clipped"] = float(-total[total < 0].sum())
+    return {SURROGATE_CATEGORY: np.clip(total, 0.0, None)}, info, edges
 
 
 def normalise_to(spectra: Spectra, window: Window, targets: Mapping[str, float]) -> Spectra:

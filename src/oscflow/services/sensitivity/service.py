@@ -273,7 +273,7 @@ def _plots(cfg: DictConfig, result: dict[str, Any], mm: dict[str, float]) -> dic
                 {name: r["total"]["p_limit"] for name, r in result["windows"].items()},
                 list(fig.b_perp_range_kG),
                 list(fig.p_range),
-                dict(fig.benchmarks_kG),
+                {str(b.label): float(b.kG) for b in fig.benchmarks},
                 mm["coefficient"],
                 mm["sin2_2theta12"],
             )
