@@ -262,3 +262,37 @@ def test_cli_maps_model_and_data_shorthands(tmp_path) -> None:
     ]
     cfg = load("fit", cli_overrides(["data=toy", "n_toys=7", "seed=3"]))
     assert (cfg.observation.kind, cfg.observation.n_toys, cfg.observation.seed) == ("toy", 7, 3)
+
+
+def test_profile_and_contour_have_the_widths_of_the_errors(tmp_path) -> None:
+    # Near a parabolic minimum: the profile reaches Δχ² = 1 at best ± error, and the 68.27 %
+    # two-parameter contour (Δχ² = 2.30) spans best ± √2.30 · error in each parameter.
+    from oscflow.services.fit import plots
+
+    cfg = load(
+        "fit",
+        [
+            *CHEAP,
+            "fit/nuisances=stat_only",
+            "free=[sin2_th12,dm2_21]",
+            "scan.profiles=[sin2_th12]",
+            "scan.contours=[[sin2_th12,dm2_21]]",
+            "scan.points=21",
+        ],
+    )
+    result, _, main = compute(cfg)
+    prof = result["scans"]["profiles"]["sin2_th12"]
+    x, y = np.asarray(prof["x"]), np.asarray(prof["delta_chi2"])
+    best, err = main.value("sin2_th12"), main.error("sin2_th12")
+    for side in (-1, 1):
+        assert np.interp(best + side * err, x, y) == pytest.approx(1.0, abs=0.1)
+    contour = result["scans"]["contours"][0]
+    pts = np.asarray(contour["points"]["0.6827"])
+    half_width = 0.5 * (pts[:, 0].max() - pts[:, 0].min())
+    assert half_width == pytest.approx(np.sqrt(2.30) * err, rel=0.1)
+    for name, fn, arg in (
+        ("profiles.png", plots.profiles, result["scans"]["profiles"]),
+        ("contours.png", plots.contours, result["scans"]["contours"]),
+    ):
+        path = fn(tmp_path / name, arg)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
