@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from ...physics import solar
 from .backgrounds import Spectra
 from .counting import upper_limit
@@ -83,7 +81,3 @@ def threshold_scan(
         )
     best = min(rows, key=lambda r: r["p_limit"]) if rows else None
     return {"emax": emax, "rows": rows, "best": best}
-
-
-def as_array(rows: Sequence[Mapping[str, float]], key: str) -> np.ndarray:
-    return np.array([r[key] for r in rows], dtype=np.float64)
