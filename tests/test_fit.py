@@ -113,16 +113,16 @@ def test_toy_fits_cover_the_truth() -> None:
     )
     truth = model.starts()
     toys = obs.toys(model.expected(truth), model.edges, {}, 300, seed=11).counts
+    # the auxiliary measurement constraining the flux is drawn per toy as well
+    centres = 1.0 + 0.03 * np.random.default_rng(12).standard_normal(len(toys))
     pulls = {n: [] for n in model.names}
-    for row in toys:
-        out = minimize(model, row, "poisson", start=truth, prescan=False)
+    for row, centre in zip(toys, centres, strict=True):
+        out = minimize(model.with_prior_centres([centre]), row, "poisson", start=truth)
         assert out.valid
         for i, n in enumerate(model.names):
             pulls[n].append((out.values[i] - truth[i]) / out.errors[i])
-    # Parameters of interest only: the flux prior's centre is not fluctuated in the toys, so its
-    # pull is narrower than 1 by construction.
-    for n in ("sin2_th12", "dm2_21"):
-        s = pull_summary(np.asarray(pulls[n]))
+    for n, values in pulls.items():
+        s = pull_summary(np.asarray(values))
         # 300 toys: mean ± 0.058, width ± 0.041 (statistical); 3.5σ bands
         assert abs(s["mean"]) < 0.2, (n, s)
         assert abs(s["width"] - 1) < 0.15, (n, s)
@@ -143,6 +143,7 @@ def test_toy_ensemble_through_the_service_reports_pulls() -> None:
     assert main is None
     t = result["toys"]
     assert t["n_toys"] == 4
+    assert t["priors_fluctuated"]
     assert set(t["pulls"]) == {"sin2_th12", "dm2_21"}
     assert t["pulls"]["sin2_th12"]["n"] == 4 - t["n_failed"]
 
@@ -262,6 +263,23 @@ def test_cli_maps_model_and_data_shorthands(tmp_path) -> None:
     ]
     cfg = load("fit", cli_overrides(["data=toy", "n_toys=7", "seed=3"]))
     assert (cfg.observation.kind, cfg.observation.n_toys, cfg.observation.seed) == ("toy", 7, 3)
+
+
+def test_goodness_of_fit_p_value_from_toys() -> None:
+    # Asimov data sit at the best fit: every toy's statistic is larger, p = 1; data pulled
+    # 20 % away in one region give a statistic no toy reaches, p = 0.
+    small = [*CHEAP, "fit/nuisances=stat_only", "free=[sin2_th12,dm2_21]", "gof_toys=20"]
+    result, fs, _ = compute(load("fit", small))
+    assert result["goodness_of_fit"]["p_value"] == 1.0
+    assert result["goodness_of_fit"]["n_toys"] == 20
+    from oscflow.services.fit.toys import goodness_of_fit
+
+    bad = fs.observation.counts.copy()
+    bad[10:20] *= 1.2
+    fit = minimize(fs.model, bad, "poisson")
+    gof = goodness_of_fit(fs, fit, 20, seed=5)
+    assert gof["p_value"] == 0.0
+    assert gof["toy_statistic_mean"] < gof["statistic"]
 
 
 def test_profile_and_contour_have_the_widths_of_the_errors(tmp_path) -> None:

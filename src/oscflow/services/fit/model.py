@@ -120,6 +120,21 @@ class FitModel:
         xs = np.asarray(x, dtype=np.float64)[..., self._prior_idx]
         return np.sum(gaussian_pull(xs, self._prior_c, self._prior_s), axis=-1)
 
+    @property
+    def prior_names(self) -> tuple[str, ...]:
+        return tuple(self.names[i] for i in self._prior_idx)
+
+    def prior_widths(self) -> NDArray[np.float64]:
+        return self._prior_s.copy()
+
+    def with_prior_centres(self, centres: NDArray[np.float64]) -> FitModel:
+        """The same model with the priors centred elsewhere (order of ``prior_names``): toys
+        fluctuate these auxiliary measurements as well as the counts."""
+        clone = object.__new__(FitModel)
+        clone.__dict__.update(self.__dict__)
+        clone._prior_c = np.asarray(centres, dtype=np.float64)
+        return clone
+
     def with_predictor(self, predictor: ReactorPredictor) -> FitModel:
         """The same parameters and backgrounds with another predictor (limits re-derived)."""
         ranges = predictor.ranges()

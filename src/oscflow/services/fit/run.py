@@ -303,6 +303,12 @@ def compute(
         result["mass_ordering"] = mass_ordering(fs, data, main)
     if cfg.referee and fs.model.predictor.kind == "surrogate":
         result["referee"] = referee(fs, data, main)
+    if int(cfg.gof_toys) > 0:
+        from .toys import goodness_of_fit
+
+        result["goodness_of_fit"] = goodness_of_fit(
+            fs, main, int(cfg.gof_toys), int(cfg.observation.get("seed", 0))
+        )
     if cfg.scan.profiles or cfg.scan.contours:
         from .scans import scans
 
