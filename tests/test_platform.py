@@ -221,6 +221,7 @@ def _alias_body(version: str, alias: str) -> bytes:
     return json.dumps({"entity": "model_version_alias", "action": "created", "data": data}).encode()
 
 
+@pytest.mark.parametrize("stack", ["local"], indirect=True)  # reliability: embedded
 def test_intake_down_during_promotion_is_caught_by_the_reconciler(stack: Stack) -> None:
     from oscflow.platform import processes
 
@@ -234,6 +235,7 @@ def test_intake_down_during_promotion_is_caught_by_the_reconciler(stack: Stack) 
     assert run[0].data.tags["oscflow.event_id"] == "reconciler"
 
 
+@pytest.mark.parametrize("stack", ["local"], indirect=True)  # reliability: embedded
 def test_worker_killed_mid_job_completes_after_restart_exactly_once(stack: Stack) -> None:
     stack.client.set_registered_model_alias("juno-spectrum", "slow", "1")
     deadline = time.time() + 120
@@ -253,6 +255,7 @@ def test_worker_killed_mid_job_completes_after_restart_exactly_once(stack: Stack
     assert len(stack.runs("standins.slow", "1", "FINISHED")) == 1
 
 
+@pytest.mark.parametrize("stack", ["local"], indirect=True)  # reliability: embedded
 def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
     versions = [str(v) for v in range(1000, 1200)]
     codes = [stack.post_event(_alias_body(v, "burst")) for v in versions]

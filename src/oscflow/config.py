@@ -7,6 +7,7 @@ the key, and so that jobs run in the caller's working directory (DVC stages rely
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
+
+# Hydra's compose API keeps global state (GlobalHydra): one composition at a time per process
+# (the event workers compose service configs from several threads).
+_COMPOSE_LOCK = threading.RLock()
 
 JOBS = ("simulate", "spectra", "predict", "train", "platform", "validate", "fit", "sensitivity")
 
@@ -42,6 +47,11 @@ def _key_of(message: str) -> str:
 
 def load(job: str, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``conf/<job>.yaml`` with Hydra-style ``key=value`` overrides, fully resolved."""
+    with _COMPOSE_LOCK:
+        return _load(job, overrides)
+
+
+def _load(job: str, overrides: Sequence[str]) -> DictConfig:
     if job not in JOBS:
         msg = f"unknown job {job!r}; jobs are {JOBS}"
         raise ValueError(msg)

@@ -69,15 +69,29 @@ def service_config_hash(cfg: DictConfig) -> str:
     return config_hash({k: v for k, v in body.items() if k not in VOLATILE})
 
 
+_PLANS: dict[tuple[int, str, str, str], tuple[DictConfig, str]] = {}
+
+
 def plan(spec: JobSpec, platform: DictConfig) -> Planned:
-    """The service's config for this version (its promotion defaults + platform overrides)."""
+    """The service's config for this version (its promotion defaults + platform overrides).
+
+    Composed once per (platform config, service, model, version) in a process: the conf/
+    files a worker started with define its jobs."""
+    key = (id(platform), spec.service, spec.model, spec.version)
+    if key not in _PLANS:
+        _PLANS[key] = _compose(spec, platform)
+    cfg, digest = _PLANS[key]
+    return Planned(spec, cfg, digest)
+
+
+def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:
     module = load_service(spec.service)
     overrides = list(platform.service_common)
     overrides += list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
     overrides += list(platform.service_overrides.get(spec.service) or [])
     overrides.append(f"logger.tracking_uri={platform.tracking_uri}")
     cfg = load(module.JOB, overrides)
-    return Planned(spec, cfg, service_config_hash(cfg))
+    return cfg, service_config_hash(cfg)
 
 
 def _filter(planned: Planned, status: str | None = None) -> str:
