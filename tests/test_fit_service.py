@@ -23,7 +23,7 @@ QUICK = [
 
 
 @pytest.fixture
-def surrogate_cfg(registered_surrogate, monkeypatch, tmp_path):
+def surrogate_cfg(registered_surrogate, monkeypatch):
     """Overrides selecting the tiny registered surrogate, its store and its dataset."""
     r = registered_surrogate
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
@@ -34,7 +34,6 @@ def surrogate_cfg(registered_surrogate, monkeypatch, tmp_path):
         f"logger.tracking_uri={r['tracking_uri']}",
         f"logger.artifact_location={r['artifacts']}",
         f"model_uri={r['model_uri']}",
-        f"output_dir={tmp_path}",
         "record=false",
     ]
     return lambda *extra: load("fit", [*base, *extra])
@@ -151,6 +150,20 @@ def test_promotion_overrides_are_asimov_at_pdg_2022_for_six_years() -> None:
         "dm2_32": 2.453e-3,
     }
     assert cfg.exposure.days == pytest.approx(6 * 365.25)
+    # What the service computes must hash the same at every planning (the workers' and the
+    # reconciler's idempotency): no timestamps outside paths/logger.
+    import time
+
+    from oscflow.config import to_container
+    from oscflow.tracking.lineage import config_hash
+
+    def digest() -> str:
+        body = to_container(load("fit", over))
+        return config_hash({k: v for k, v in body.items() if k not in ("paths", "logger")})
+
+    first = digest()
+    time.sleep(1.1)
+    assert digest() == first
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,9 @@ from .minimize import FitNotConverged, FitOutcome
 
 SERVICE = "fit"
 RESULT_ARTIFACT = "fit_result.json"
+# Config sections that say where things go, not what is computed: left out of the config hash
+# (the same split as the event workers' ``service_config_hash``).
+VOLATILE = ("paths", "logger", "hydra")
 
 
 def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
@@ -52,11 +55,6 @@ def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
             out["toys.delta_chi2_io_minus_no.median"] = t["delta_chi2_io_minus_no"]["median"]
     out["wall_s"] = result["wall_s"]
     return {k: float(v) for k, v in out.items() if v is not None}
-
-
-def json_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The result without bulky per-toy arrays (kept in the artifact, not on stdout)."""
-    return dict(result)
 
 
 def write_plots(
@@ -110,7 +108,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         "oscflow.fit.predictor": str(cfg.predictor),
         "oscflow.fit.data": str(cfg.observation.kind),
         "oscflow.service.config_hash": lineage.config_hash(
-            {k: v for k, v in resolved.items() if k not in ("paths", "logger", "output_dir")}
+            {k: v for k, v in resolved.items() if k not in VOLATILE}
         ),
         "oscflow.git_commit": lineage.git_commit(cfg.paths.root_dir),
     }
