@@ -314,3 +314,24 @@ def test_profile_and_contour_have_the_widths_of_the_errors(tmp_path) -> None:
     ):
         path = fn(tmp_path / name, arg)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_detector_inputs_of_a_model_become_constrained_nuisances(juno) -> None:
+    from oscflow.services.fit.model import build_parameters
+
+    class WithEscale:
+        kind = "surrogate"
+        inputs = ("sin2_th12", "sin2_th13", "dm2_21", "dm2_32", "escale")
+
+        def ranges(self):
+            return {k: juno.parameters[k].sampling_range for k in self.inputs}
+
+    spec = juno.parameters["escale"]
+    params = {p.name: p for p in build_parameters(load("fit", CHEAP), juno, WithEscale(), {})}
+    escale = params["escale"]
+    assert escale.kind == "detector"
+    assert not escale.fixed
+    assert escale.prior == (spec.nominal, spec.sigma)
+    assert escale.limits == spec.sampling_range
+    stat_only = load("fit", [*CHEAP, "fit/nuisances=stat_only"])
+    assert {p.name: p for p in build_parameters(stat_only, juno, WithEscale(), {})}["escale"].fixed
