@@ -63,6 +63,7 @@ def test_surrogate_backgrounds_record_and_contract(
         f"logger.artifact_location={registered_surrogate['artifacts']}",
         f"output_dir={tmp_path}",
         "scans.enabled=false",
+        "spectral.enabled=false",
     ]
     cfg = load("sensitivity", [*service.promotion_overrides(registered_surrogate["model_uri"]),
                                *store])  # fmt: skip
@@ -79,7 +80,7 @@ def test_surrogate_backgrounds_record_and_contract(
     assert client.get_experiment(recorded.info.experiment_id).name == "juno-sensitivity"
     assert "A.p_limit" in recorded.data.metrics
     artifacts = {a.path for a in client.list_artifacts(result["mlflow_run_id"])}
-    assert {"sensitivity.json", "figure1_p_vs_bperp.png", "spectral_A.png"} <= artifacts
+    assert {"sensitivity.json", "figure1_p_vs_bperp.png"} <= artifacts
 
     exact = run(load("sensitivity", [
         "background.source=model", "sensitivity/windows@windows=surrogate_prompt", *FAST, *store
