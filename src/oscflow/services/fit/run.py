@@ -38,9 +38,9 @@ class FitSetup:
     edges: np.ndarray
     energy: str
     backgrounds: dict[str, np.ndarray]
-    model: FitModel
+    model: FitModel  # set by ``setup`` (None only while an exact fit's predictor is built)
     truth: dict[str, float]
-    observation: obs.Observation
+    observation: obs.Observation  # set by ``setup``
     _pairs: Any = None
     _exact: dict[str, ExactPredictor] = dataclasses.field(default_factory=dict)
 
@@ -59,9 +59,9 @@ class FitSetup:
                 self._pairs = load_pairs(self.cfg, self.experiment)
             pairs, src = self._pairs or (None, None)
             exp = self.experiment.with_ordering(ordering)
-            det = tuple(
-                n for n in self.model.predictor.inputs if exp.parameters[n].kind == "detector"
-            )
+            # referee a surrogate like for like: the same detector inputs (none for exact fits)
+            taken = self.model.predictor.inputs if self.model is not None else ()
+            det = tuple(n for n in taken if exp.parameters[n].kind == "detector")
             pred = exact_predictor(
                 self.cfg,
                 exp,
@@ -132,21 +132,11 @@ def setup(cfg: DictConfig) -> FitSetup:
     )
     fs = FitSetup(cfg, experiment, exposure, edges, energy, backgrounds, None, truth, None)  # type: ignore[arg-type]
     if predictor is None:
-        # The exact model takes no detector inputs here: build a placeholder-free predictor.
-        fs.model = FitModel(_NoInputs(), [], {})  # type: ignore[arg-type]
         predictor = fs.exact()
     params = build_parameters(cfg, experiment, predictor, backgrounds)
     fs.model = FitModel(predictor, params, backgrounds)
     fs.observation = _observation(cfg, fs)
     return fs
-
-
-class _NoInputs:
-    """Stand-in predictor while the exact predictor is built (it asks which inputs to take)."""
-
-    kind = "exact"
-    inputs: tuple[str, ...] = ()
-    edges = np.zeros(2)
 
 
 def _truth_vector(fs: FitSetup, model: FitModel) -> np.ndarray:
