@@ -47,7 +47,8 @@ def test_asimov_fit_with_the_exact_predictor_recovers_the_truth(asimov_fit) -> N
     # nuisances return to their nominal values
     for name in ("flux_norm", "bkg_li9_he8", "bkg_geoneutrinos"):
         assert abs(result["best_fit"][name] - 1.0) < 0.02 * result["errors"][name]
-    assert result["fit"]["statistic"]["ndf"] == 70 + 8 - 12  # bins + priors − free
+    # bins + priors (flux, 7 backgrounds, sin²θ13) − free parameters
+    assert result["fit"]["statistic"]["ndf"] == 70 + 9 - 12
     corr = np.asarray(result["fit"]["correlation"]["matrix"])
     np.testing.assert_allclose(np.diag(corr), 1.0, atol=1e-9)
     np.testing.assert_allclose(corr, corr.T, atol=1e-12)

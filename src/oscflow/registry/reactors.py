@@ -51,6 +51,42 @@ def resolve_version(uri: str) -> ModelVersion:
     return ModelVersion(uri, mv.name, str(mv.version), mv.run_id)
 
 
+def float64_evaluator(surrogate: FastSurrogate) -> Any:
+    """The surrogate's network in float64: x (B, n_in) float64 → counts (B, K) float64.
+
+    Fits need a smooth cost: float32 arithmetic makes χ² jitter by ~1e-4 at χ² ≈ 400, above
+    MIGRAD's EDM goal, so toy fits stop "above max EDM". The same weights (with the scalings
+    folded as ``FastSurrogate`` folds them) are evaluated in double precision; a network that
+    ``FastSurrogate`` does not fold is evaluated as a double-precision copy of the module.
+    """
+    import copy
+
+    import torch
+
+    fn = surrogate._fn  # FastSurrogate's folded chain or its module (oscflow.surrogate.model)
+    ops = getattr(fn, "ops", None)
+    if ops is not None and all(kind in ("linear", "relu") for kind, _, _ in ops):
+        chain = [
+            (kind, None if a is None else a.double(), None if b is None else b.double())
+            for kind, a, b in ops
+        ]
+
+        def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+            for kind, a, b in chain:
+                t = torch.addmm(b, t, a) if kind == "linear" else t.relu()
+            return t.numpy()
+
+        return evaluate
+    module = copy.deepcopy(fn).double().eval()
+
+    def evaluate_module(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
+
+    return evaluate_module
+
+
 class SurrogateReactors:
     """Reactor counts (B, K) from a surrogate, for named parameter points and an exposure.
 
@@ -63,6 +99,13 @@ class SurrogateReactors:
         self.spec = surrogate.spec
         self.uri = uri
         self.version = version or ModelVersion(uri, None, None, None)
+        self._float64: Any = None
+
+    def predict_float64(self, x: NDArray[np.float64], exposure: Any) -> NDArray[np.float64]:
+        """Counts (B, K) for inputs (B, n_inputs) computed in double precision (for fits)."""
+        if self._float64 is None:
+            self._float64 = float64_evaluator(self.surrogate)
+        return self._float64(x) * self.scale(exposure)
 
     @classmethod
     def load(cls, uri: str | None, tracking_uri: str) -> SurrogateReactors:

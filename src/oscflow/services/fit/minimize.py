@@ -15,11 +15,6 @@ from ...errors import OscflowError
 from ...stats.likelihood import TERMS
 from .model import FitModel
 
-# Relative precision Minuit assumes for the cost with a float32 surrogate: a multiple of float32's
-# 2⁻²³ ≈ 1.2e-7 (iminuit's advice for single-precision functions). 1e-6 measured best here:
-# 1e-7 and double precision left MIGRAD above its EDM goal on Asimov fits, 1e-4 too.
-FLOAT32_PRECISION = 1e-6
-
 
 class FitNotConverged(OscflowError):
     """The minimiser did not converge: the diagnostics say how (never reported as a result)."""
@@ -156,8 +151,8 @@ def minimize(
         m.fixed[p.name] = p.fixed
     m.strategy = strategy
     m.tol = tolerance
-    if model.predictor.kind == "surrogate":
-        m.precision = FLOAT32_PRECISION
+    # Surrogates are evaluated in float64 for fits (registry/reactors.py): Minuit's default
+    # double-precision assumption holds for every predictor.
     m.migrad(ncall=ncall)
     if m.valid:
         m.hesse()

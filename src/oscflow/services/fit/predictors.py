@@ -56,7 +56,7 @@ class SurrogatePredictor:
             np.broadcast_to(np.asarray(points.get(k, self._fixed.get(k)), dtype=np.float64), size)
             for k in self.inputs
         ]
-        return self.surrogate.surrogate.predict(np.stack(cols, axis=1)) * self._scale
+        return self.surrogate.predict_float64(np.stack(cols, axis=1), self.exposure)
 
     def info(self) -> dict[str, Any]:
         return self.surrogate.info()
