@@ -236,3 +236,19 @@ def test_intake_persists_then_answers_and_refuses_replays(intake: dict[str, Any]
     assert [(e["delivery_id"], e["version"], e["alias"]) for e in events] == [
         ("delivery-42", "3", "champion")
     ]
+
+
+@pytest.mark.parametrize("service", ["validate", "fit", "sensitivity"])
+def test_service_config_hash_is_stable_across_processes_and_time(service: str) -> None:
+    """Idempotency keys on the config hash: it must not depend on when it is computed
+    (timestamped output directories) or on where results are written."""
+    from oscflow.events.jobs import _compose
+    from oscflow.events.routing import JobSpec
+
+    cfg = load("platform", [])
+    first = _compose(JobSpec(service, "juno-spectrum", "1"), cfg)[1]
+    time.sleep(1.1)
+    assert _compose(JobSpec(service, "juno-spectrum", "1"), cfg)[1] == first
+    moved = load("platform", ["paths.root_dir=/elsewhere"])
+    assert _compose(JobSpec(service, "juno-spectrum", "1"), moved)[1] == first
+    assert _compose(JobSpec(service, "juno-spectrum", "2"), cfg)[1] != first

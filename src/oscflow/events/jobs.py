@@ -35,7 +35,7 @@ TAG_HASH = "oscflow.service.config_hash"
 TAG_EVENT = "oscflow.event_id"
 TAG_TRAINING_RUN = "oscflow.model.training_run"
 TAG_JOB = "oscflow.job_key"
-VOLATILE = ("paths", "logger", "hydra")
+VOLATILE = ("paths", "logger", "hydra", "output_dir")  # where, not what
 
 
 class JobBusy(RuntimeError):
