@@ -19,18 +19,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded default: build the demo JUNO dataset through the DVC pipeline,
-# push it to the local DVC remote, print what was made and where it went, and plot the nominal
-# spectrum by source (outputs/demo/juno_prompt_spectrum.png); train the seed-001 surrogate on it,
-# log it to MLflow (mlflow.db, mlartifacts/) and register it as juno-spectrum; predict with it.
+# The main job on the embedded default, the whole chain: start the local stack (MLflow server
+# with webhooks, event intake, worker: `oscflow up`), build the demo JUNO dataset through the
+# DVC pipeline and push it to the local DVC remote, print what was made and plot the nominal
+# spectrum (outputs/demo/juno_prompt_spectrum.png), train the seed-001 surrogate (logged to the
+# server, registered as juno-spectrum: the webhook triggers its validation), promote it to
+# @champion behind the gates (the webhook triggers the fit and sensitivity services), wait for
+# the downstream runs and print their results and the UI link. `oscflow down` stops the stack.
+DATA = $$(sed -n 's/^data: *//p' params.yaml)
+TRACKING = MLFLOW_TRACKING_URI=http://127.0.0.1:5000
 demo: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/oscflow up
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
-	$(BIN)/oscflow summary data=$$(sed -n 's/^data: *//p' params.yaml)
+	$(BIN)/oscflow summary data=$(DATA)
 	$(BIN)/oscflow predict plot=outputs/demo/juno_prompt_spectrum.png
-	$(BIN)/oscflow train data=$$(sed -n 's/^data: *//p' params.yaml)
-	$(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
+	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) | tail -n 1 > outputs/demo/train.json
+	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train.json')); print('registered', r['registered_model'], 'v' + r['version'], r['metrics'])"
+	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
+	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])") --alias champion
+	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum @champion
+	$(TRACKING) $(BIN)/oscflow status
+	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
 
 # The full test suite (also what CI runs).
 test: $(STAMP)
@@ -49,6 +60,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predictors.py
 	$(BIN)/python benchmarks/bench_surrogate.py
+	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_fc.py --quick
+	$(BIN)/python benchmarks/bench_events.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
