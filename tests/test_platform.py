@@ -277,3 +277,27 @@ def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
         time.sleep(2)
     burst = [v for v in done if v in set(versions)]
     assert sorted(burst) == sorted(versions)  # every one processed, none twice
+
+
+@pytest.mark.parametrize("stack", ["local"], indirect=True)
+def test_version_with_missing_artifact_fails_with_the_reason_recorded(
+    stack: Stack, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-model-here"
+    empty.mkdir()
+    mv = stack.client.create_model_version("juno-spectrum", str(empty))  # webhook -> validate
+    version = str(mv.version)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        status = json.loads(stack.oscflow("status", "--json", check=False).stdout)
+        failed = [j for j in status["failures"] if j["version"] == version]
+        if failed:
+            break
+        time.sleep(1)
+    assert failed, status
+    assert failed[0]["service"] == "validate"
+    assert "missing or corrupt" in failed[0]["error"]
+    runs = stack.runs("validate", version, "FAILED")
+    assert runs
+    assert all("missing or corrupt" in r.data.tags["oscflow.failure_reason"] for r in runs)
+    assert not stack.runs("validate", version, "FINISHED")
