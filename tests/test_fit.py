@@ -224,6 +224,7 @@ def test_non_integer_counts_are_accepted_by_gaussian_statistics(tmp_path) -> Non
         ("free=[sin2_th12,escale]", "does not take"),
         ("free=[sin2_th12,theta23]", "not parameters"),
         ("start.sin2_th12=1.5", "outside"),
+        ("+priors.sin2_th12={centre:0.3}", "is not {centre, sigma}"),
     ],
 )
 def test_bad_configuration_is_refused(override, needle) -> None:
@@ -315,6 +316,32 @@ def test_profile_and_contour_have_the_widths_of_the_errors(tmp_path) -> None:
     ):
         path = fn(tmp_path / name, arg)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_default_sin2_th13_prior_can_be_dropped_and_others_added(juno) -> None:
+    from oscflow.services.fit.model import build_parameters
+    from oscflow.services.fit.run import setup
+
+    model = setup(load("fit", CHEAP)).model
+    spec = juno.parameters["sin2_th13"]
+    assert model.parameters[model.index["sin2_th13"]].prior == (spec.nominal, spec.sigma)
+    dropped = load("fit", [*CHEAP, "priors.sin2_th13=null"])
+    pred = model.predictor
+    params = {p.name: p for p in build_parameters(dropped, juno, pred, {})}
+    assert params["sin2_th13"].prior is None
+    added = load("fit", [*CHEAP, "+priors.dm2_21={centre:7.5e-5,sigma:2e-6}"])
+    params = {p.name: p for p in build_parameters(added, juno, pred, {})}
+    assert params["dm2_21"].prior == (7.5e-5, 2e-6)
+
+
+def test_pull_summary_is_robust_to_outliers() -> None:
+    pulls = np.random.default_rng(4).standard_normal(2000)
+    pulls[:5] = 60.0  # fits stuck with a collapsed HESSE error
+    s = pull_summary(pulls)
+    assert s["width"] > 1.5
+    assert s["half_width_68"] == pytest.approx(1.0, abs=0.06)
+    assert abs(s["median"]) < 0.06
+    assert s["n_beyond_5"] == 5
 
 
 def test_detector_inputs_of_a_model_become_constrained_nuisances(juno) -> None:

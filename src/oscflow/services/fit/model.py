@@ -184,7 +184,7 @@ def build_parameters(
     if bad_start:
         raise ConfigError("start", f"unknown parameters {bad_start}", f"use {', '.join(specs)}")
     params_cfg = dict(cfg.params)
-    priors_cfg = {str(k): v for k, v in (cfg.priors or {}).items()}
+    priors_cfg = {str(k): v for k, v in (cfg.priors or {}).items() if v is not None}
     known = set(inputs) | {FLUX} | {BKG_PREFIX + b for b in backgrounds}
     for k in priors_cfg:
         if k not in known:

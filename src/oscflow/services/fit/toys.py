@@ -17,8 +17,11 @@ from .minimize import minimize
 
 
 def pull_summary(pulls: NDArray[np.float64]) -> dict[str, float]:
-    """Mean and width (sample standard deviation) of pulls, with their statistical errors."""
+    """Mean and width (sample standard deviation) of pulls, with their statistical errors; and
+    the outlier-robust median and half-width of the central 68 % (a fit stuck in a local
+    minimum of a surrogate's piecewise-linear surface can have a far too small HESSE error)."""
     n = len(pulls)
+    q16, q50, q84 = np.percentile(pulls, [15.87, 50.0, 84.13]) if n else (np.nan,) * 3
     mean = float(np.mean(pulls)) if n else float("nan")
     width = float(np.std(pulls, ddof=1)) if n > 1 else float("nan")
     return {
@@ -26,6 +29,9 @@ def pull_summary(pulls: NDArray[np.float64]) -> dict[str, float]:
         "mean_error": width / np.sqrt(n) if n > 1 else float("nan"),
         "width": width,
         "width_error": width / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
+        "median": float(q50),
+        "half_width_68": float(0.5 * (q84 - q16)),
+        "n_beyond_5": int(np.sum(np.abs(pulls) > 5)),
         "n": n,
     }
 
