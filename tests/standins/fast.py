@@ -1,6 +1,7 @@
 """A lightweight service for platform tests (the issue allows one to stand in for fit and
 sensitivity where only the plumbing is under test): it records a FINISHED MLflow run with the
-job's tags after sleeping ``OSCFLOW_STANDIN_SLEEP`` seconds (so a worker can be killed mid-job)."""
+job's tags (after ``sleep`` seconds: ``standins.slow`` sleeps, so a worker can be killed
+mid-job)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,12 @@ def promotion_overrides(model_uri: str) -> list[str]:
     return [f"model_uri={model_uri}"]
 
 
-def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+def record(cfg: DictConfig, tags: Mapping[str, str], sleep: float = 0.0) -> dict[str, Any]:
     client = MlflowClient(str(cfg.logger.tracking_uri))
     exp = ensure_experiment(client, "standin", None)
     run = client.create_run(exp, tags=dict(tags))
     try:
-        time.sleep(float(os.environ.get("OSCFLOW_STANDIN_SLEEP", "0")))
-        if os.environ.get("OSCFLOW_STANDIN_FAIL"):
-            raise RuntimeError("stand-in told to fail")
+        time.sleep(sleep)
         client.log_metric(run.info.run_id, "pid", os.getpid())
         client.set_terminated(run.info.run_id, "FINISHED")
     except Exception as exc:

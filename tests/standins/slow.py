@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,5 +14,4 @@ promotion_overrides = standin_service.promotion_overrides
 
 
 def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
-    os.environ["OSCFLOW_STANDIN_SLEEP"] = "8"
-    return standin_service.record(cfg, tags)
+    return standin_service.record(cfg, tags, sleep=8.0)
