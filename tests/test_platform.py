@@ -280,12 +280,11 @@ def test_burst_of_200_alias_events_each_processed_once(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("stack", ["local"], indirect=True)
-def test_version_with_missing_artifact_fails_with_the_reason_recorded(
-    stack: Stack, tmp_path: Path
-) -> None:
-    empty = tmp_path / "no-model-here"
-    empty.mkdir()
-    mv = stack.client.create_model_version("juno-spectrum", str(empty))  # webhook -> validate
+def test_version_with_missing_artifact_fails_with_the_reason_recorded(stack: Stack) -> None:
+    run_id = stack.client.get_model_version("juno-spectrum", "1").run_id
+    mv = stack.client.create_model_version(  # webhook -> validate
+        "juno-spectrum", f"runs:/{run_id}/no-such-model", run_id=run_id
+    )
     version = str(mv.version)
     deadline = time.time() + 180
     while time.time() < deadline:
