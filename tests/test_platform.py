@@ -166,7 +166,8 @@ def stack(
 
 
 def _copy_model(registered: dict[str, str], client: MlflowClient) -> None:
-    """Register the session's surrogate in the team-scale server (with its lineage tags)."""
+    """Register the session's surrogate in the team-scale server (its files uploaded to a run
+    there, its lineage tags copied): what a team member's training would have produced."""
     import mlflow
 
     source = MlflowClient(registered["tracking_uri"])
@@ -175,8 +176,17 @@ def _copy_model(registered: dict[str, str], client: MlflowClient) -> None:
     local = mlflow.artifacts.download_artifacts(
         f"models:/{registered['name']}/{registered['version']}"
     )
+    exp = client.create_experiment("juno-surrogate")
+    run = client.create_run(exp)
+    client.log_artifacts(run.info.run_id, local, "model")
+    client.set_terminated(run.info.run_id)
     client.create_registered_model(registered["name"])
-    client.create_model_version(registered["name"], local, tags=dict(mv.tags))
+    client.create_model_version(
+        registered["name"],
+        f"runs:/{run.info.run_id}/model",
+        run_id=run.info.run_id,
+        tags=dict(mv.tags),
+    )
 
 
 def test_new_version_is_validated_and_gates_guard_promotion(stack: Stack) -> None:
