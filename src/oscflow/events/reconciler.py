@@ -58,9 +58,9 @@ def reconcile(queue: Queue) -> dict[str, Any]:
             if job and job["state"] in ("queued", "running") and _recent(job, cfg):
                 busy += 1
                 continue
-            if job and job["state"] == "failed":
-                continue  # retries exhausted: shown by `status`; re-run with `oscflow retry`
-        elif _failed_before(queue, spec):
+            if job and job["state"] == "failed" and not cfg.reconcile.retry_failed:
+                continue  # retries exhausted: shown by `status` until retried by hand
+        elif _failed_before(queue, spec) and not cfg.reconcile.retry_failed:
             continue
         queue.enqueue_job(JobSpec(spec.service, spec.model, spec.version, "reconciler"))
         enqueued.append(f"{spec.service} {spec.model} v{spec.version}")
