@@ -98,9 +98,7 @@ def main(command: str, args: Sequence[str]) -> int:
     return 0
 
 
-def _run(
-    command: str, action: str | None, cfg: Any, overrides: list[str]
-) -> dict[str, Any] | None:
+def _run(command: str, action: str | None, cfg: Any, overrides: list[str]) -> dict[str, Any] | None:
     from . import stack
 
     if command == "up":
