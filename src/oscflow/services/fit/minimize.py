@@ -154,6 +154,11 @@ def minimize(
     # Surrogates are evaluated in float64 for fits (registry/reactors.py): Minuit's default
     # double-precision assumption holds for every predictor.
     m.migrad(ncall=ncall)
+    if model.predictor.kind == "surrogate":
+        # A ReLU network is piecewise linear in its inputs: HESSE's default step refinement can
+        # straddle a kink and return errors ~10× too small (seen in ~1 % of toy fits); the
+        # careful strategy re-derives the steps and gave the right errors in every such case.
+        m.strategy = 2
     if m.valid:
         m.hesse()
     if retry and not (m.valid and m.fmin.has_accurate_covar) and not m.fmin.has_reached_call_limit:
