@@ -65,13 +65,27 @@ def make_storage(
         if not url.startswith("sqlite")
         else {"connect_args": {"timeout": 60}}
     )
-    return RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-    )
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry
+                ),
+            )
+        except (IntegrityError, ProgrammingError) as exc:
+            # Several sweep processes starting on an empty PostgreSQL database race to create
+            # Optuna's schema (CREATE TYPE/TABLE): the losers retry and find it there.
+            if attempt == 4:
+                raise
+            log.info("storage schema being created by another process (%s); retrying", exc)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class _Heartbeat:
