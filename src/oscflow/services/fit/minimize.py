@@ -154,16 +154,17 @@ def minimize(
     # Surrogates are evaluated in float64 for fits (registry/reactors.py): Minuit's default
     # double-precision assumption holds for every predictor.
     m.migrad(ncall=ncall)
-    if model.predictor.kind == "surrogate":
-        # A ReLU network is piecewise linear in its inputs: HESSE's default step refinement can
-        # straddle a kink and return errors ~10× too small (seen in ~1 % of toy fits); the
-        # careful strategy re-derives the steps and gave the right errors in every such case.
-        m.strategy = 2
     if m.valid:
         m.hesse()
+        if model.predictor.kind == "surrogate":
+            # A ReLU network is piecewise linear in its inputs: a first HESSE can straddle a
+            # kink and return errors ~10× too small (~1 % of toy fits); a second, careful
+            # HESSE from the steps the first one refined gave the right errors in every case.
+            m.strategy = 2
+            m.hesse()
     if retry and not (m.valid and m.fmin.has_accurate_covar) and not m.fmin.has_reached_call_limit:
         # One more MIGRAD from where it stopped with the most careful strategy (full Hessian
-        # at every step), then HESSE: recovers fits that stopped on a rough (float32) surface.
+        # at every step), then HESSE: recovers fits that stopped on a rough (surrogate) surface.
         m.strategy = 2
         m.migrad(ncall=ncall)
         if m.valid:
