@@ -60,7 +60,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predictors.py
 	$(BIN)/python benchmarks/bench_surrogate.py
-	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_fit.py --quick
 	$(BIN)/python benchmarks/bench_fc.py --quick
 	$(BIN)/python benchmarks/bench_events.py
 
