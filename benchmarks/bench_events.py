@@ -58,7 +58,7 @@ class Stack:
             f"mlflow.artifacts_destination={tmp}/artifacts",
             f"reconcile.interval_s={interval}",
             "routing.on_version_created=[]",
-            "routing.on_alias={bench:[standins.fast]}",
+            "+routing.on_alias.bench=[standins.fast]",
         ]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
         self.env.pop("MLFLOW_TRACKING_URI", None)
@@ -153,8 +153,14 @@ def main() -> None:
             try:
                 client = _client(stack.uri)
                 client.create_registered_model("bench")
+                exp = client.create_experiment("bench")
+                run_id = client.create_run(exp).info.run_id  # versions need a source run
                 versions = [
-                    str(client.create_model_version("bench", str(tmp)).version)
+                    str(
+                        client.create_model_version(
+                            "bench", f"runs:/{run_id}/model", run_id=run_id
+                        ).version
+                    )
                     for _ in range(n_latency)
                 ]
                 if path == "reconciler":
