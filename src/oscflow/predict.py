@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
 from .config import bin_edges
+from .data.simulate import load_pairs
 from .errors import ConfigError
 from .experiments import load_experiment
 from .physics.predictors import MCPairs
 
 PREDICTORS = ("exact", "surrogate")
-
-
-def _pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
-    from .data.simulate import pairs_dir, read_pairs
-
-    choice = str(cfg.pairs)
-    if choice == "simulate":
-        return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
-    path = pairs_dir(cfg) if choice == "auto" else Path(choice)
-    if (path / "meta.json").is_file():
-        return read_pairs(path), str(path)
-    if choice != "auto":
-        raise ConfigError(
-            "pairs",
-            f"no MC pairs at {path}",
-            "give a pairs directory, or pairs=auto / pairs=simulate",
-        )
-    return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
 
 
 def _surrogate_reactors(
@@ -71,7 +53,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             by_source.update(experiment.background_spectra(edges, exposure.days, energy))
     else:
         need_pairs = energy == "prompt" or cfg.method == "reweight"
-        pairs, pairs_from = _pairs(cfg, experiment) if need_pairs else (None, None)
+        pairs, pairs_from = load_pairs(cfg, experiment) if need_pairs else (None, None)
         predictor = experiment.predictor(edges, energy, str(cfg.method), pairs)
         prediction = experiment.predict(
             params, exposure, predictor, backgrounds=bool(cfg.backgrounds)

@@ -46,6 +46,27 @@ def read_pairs(directory: str | Path) -> MCPairs:
     return MCPairs(events=events, pdf=pdf)
 
 
+def load_pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
+    """MC pairs for an exact predictor as ``cfg.pairs`` asks: ``auto`` (the simulate stage's
+    output if present, else simulated here), ``simulate``, or a pairs directory. Returns the
+    pairs and where they came from."""
+    from ..errors import ConfigError
+
+    choice = str(cfg.pairs)
+    if choice == "simulate":
+        return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
+    path = pairs_dir(cfg) if choice == "auto" else Path(choice)
+    if (path / "meta.json").is_file():
+        return read_pairs(path), str(path)
+    if choice != "auto":
+        raise ConfigError(
+            "pairs",
+            f"no MC pairs at {path}",
+            "give a pairs directory, or pairs=auto / pairs=simulate",
+        )
+    return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Simulate ``data.simulate.n_pairs`` events and write them atomically."""
     experiment = load_experiment(cfg.experiment)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import load
 from ..services import load_service
-from ..tracking.lineage import config_hash
+from ..tracking.lineage import service_config_hash as lineage_hash
 from ..tracking.runs import mark_failed
 from .ledger import Ledger, job_key
 from .routing import JobSpec
@@ -35,7 +35,6 @@ TAG_HASH = "oscflow.service.config_hash"
 TAG_EVENT = "oscflow.event_id"
 TAG_TRAINING_RUN = "oscflow.model.training_run"
 TAG_JOB = "oscflow.job_key"
-VOLATILE = ("paths", "logger", "hydra", "output_dir")  # where, not what
 
 
 class JobBusy(RuntimeError):
@@ -66,7 +65,7 @@ def service_config_hash(cfg: DictConfig) -> str:
     """Hash of what the service computes (not where it writes or logs)."""
     body = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(body, dict)
-    return config_hash({k: v for k, v in body.items() if k not in VOLATILE})
+    return lineage_hash(body)
 
 
 _PLANS: dict[tuple[int, str, str, str], tuple[DictConfig, str]] = {}

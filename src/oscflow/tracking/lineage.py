@@ -61,6 +61,16 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# Config sections that say where things go or are logged, not what is computed.
+VOLATILE = ("paths", "logger", "hydra", "output_dir")
+
+
+def service_config_hash(cfg: Mapping[str, Any]) -> str:
+    """Config hash of a service run (a resolved config without its ``VOLATILE`` sections):
+    the event workers' idempotency key and the services' own tag agree by construction."""
+    return config_hash({k: v for k, v in cfg.items() if k not in VOLATILE})
+
+
 def flatten(cfg: Mapping[str, Any], prefix: str = "", max_len: int = 500) -> dict[str, str]:
     """Nested config → {"a.b.c": "value"} for MLflow params (long values truncated)."""
     out: dict[str, str] = {}

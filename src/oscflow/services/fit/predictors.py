@@ -108,9 +108,9 @@ class ExactPredictor:
 
 def load_pairs(cfg: DictConfig, experiment: Any) -> tuple[Any, str]:
     """MC pairs for the exact prompt-energy predictors (as ``oscflow predict`` finds them)."""
-    from ...predict import _pairs
+    from ...data.simulate import load_pairs as _load
 
-    return _pairs(cfg, experiment)
+    return _load(cfg, experiment)
 
 
 def exact_predictor(

@@ -23,9 +23,6 @@ from .minimize import FitNotConverged, FitOutcome
 
 SERVICE = "fit"
 RESULT_ARTIFACT = "fit_result.json"
-# Config sections that say where things go, not what is computed: left out of the config hash
-# (the same split as the event workers' ``service_config_hash``).
-VOLATILE = ("paths", "logger", "hydra")
 
 
 def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
@@ -107,9 +104,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         "oscflow.service": SERVICE,
         "oscflow.fit.predictor": str(cfg.predictor),
         "oscflow.fit.data": str(cfg.observation.kind),
-        "oscflow.service.config_hash": lineage.config_hash(
-            {k: v for k, v in resolved.items() if k not in VOLATILE}
-        ),
+        "oscflow.service.config_hash": lineage.service_config_hash(resolved),
         "oscflow.git_commit": lineage.git_commit(cfg.paths.root_dir),
     }
     if cfg.predictor == "surrogate" and cfg.model_uri:

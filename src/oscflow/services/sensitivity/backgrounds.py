@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,22 +117,6 @@ def _experiment(cfg: DictConfig) -> Any:
     return load_experiment(cfg.experiment)
 
 
-def _pairs(cfg: DictConfig, experiment: Any) -> tuple[Any, str]:
-    from ...data.simulate import pairs_dir, read_pairs
-
-    choice = str(cfg.pairs)
-    if choice == "simulate":
-        return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
-    path = pairs_dir(cfg) if choice == "auto" else Path(choice)
-    if (path / "meta.json").is_file():
-        return read_pairs(path), str(path)
-    if choice != "auto":
-        raise ConfigError(
-            "pairs", f"no MC pairs at {path}", "give a pairs directory, or pairs=auto / simulate"
-        )
-    return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
-
-
 def _physics_exposure(exposure: Exposure) -> Any:
     from ...physics.rates import Exposure as PhysicsExposure
 
@@ -166,7 +149,9 @@ def model_spectra(
     if source == "surrogate":
         counts, info, edges = _surrogate_counts(cfg, windows, params, phys)
     else:
-        pairs, pairs_from = (None, None) if energy == "neutrino" else _pairs(cfg, experiment)
+        from ...data.simulate import load_pairs
+
+        pairs, pairs_from = (None, None) if energy == "neutrino" else load_pairs(cfg, experiment)
         predictor = experiment.predictor(edges, energy, "matrix", pairs)
         pred = predictor.predict(params, phys)
         counts = {k: np.asarray(v[0], dtype=np.float64) for k, v in pred.items()}

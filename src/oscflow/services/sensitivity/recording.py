@@ -66,9 +66,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         "oscflow.sensitivity.analysis": str(cfg.analysis),
         "oscflow.sensitivity.background": str(cfg.background.source),
         "oscflow.sensitivity.method": str(cfg.limit.method),
-        "oscflow.service.config_hash": lineage.config_hash(
-            {k: v for k, v in resolved.items() if k not in ("paths", "logger", "output_dir")}
-        ),
+        "oscflow.service.config_hash": lineage.service_config_hash(resolved),
         "oscflow.git_commit": lineage.git_commit(cfg.paths.root_dir),
     }
     if cfg.background.source == "model" and cfg.background.predictor == "surrogate":
