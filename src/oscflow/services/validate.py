@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
@@ -97,10 +95,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
     if not cfg.model_uri:
         raise ConfigError("model", "no model to validate", "give model=models:/<name>/<version>")
     name, version = _name_version(str(cfg.model_uri))
-    uri = runs.tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    exp_id = runs.ensure_experiment(client, str(cfg.experiment_name), None)
+    client, exp_id = runs.service_experiment(cfg, str(cfg.experiment_name))
     run = client.create_run(
         exp_id,
         run_name=f"validate-{name}-v{version}",

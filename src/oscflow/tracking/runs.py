@@ -44,6 +44,18 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
         return exp.experiment_id
 
 
+def service_experiment(cfg: Any, name: str | None = None) -> tuple[MlflowClient, str]:
+    """Client and experiment id for a job's run, from its ``logger`` and ``paths`` config
+    (``name`` overrides ``logger.experiment_name``); also makes it mlflow's current store."""
+    uri = tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp_id = ensure_experiment(
+        client, name or str(cfg.logger.experiment_name), cfg.logger.get("artifact_location")
+    )
+    return client, exp_id
+
+
 def log_params(client: MlflowClient, run_id: str, cfg: Mapping[str, Any]) -> None:
     """The resolved config, flattened, as params (in batches of 100, MLflow's limit)."""
     from mlflow.entities import Param

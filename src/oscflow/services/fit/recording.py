@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from ...config import to_container
@@ -93,12 +91,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
     ``mlflow_run_id``. On failure the run ends FAILED with the reason and the error re-raises."""
     from .run import compute
 
-    uri = runs.tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    exp_id = runs.ensure_experiment(
-        client, str(cfg.logger.experiment_name), cfg.logger.get("artifact_location")
-    )
+    client, exp_id = runs.service_experiment(cfg)
     resolved = to_container(cfg)
     base_tags = {
         "oscflow.service": SERVICE,

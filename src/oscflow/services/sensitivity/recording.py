@@ -46,20 +46,13 @@ def write_json(path: Path, payload: Any) -> None:
 def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
     """Run the analysis of ``cfg`` in a new MLflow run carrying ``tags``; returns the result
     with ``mlflow_run_id``. On failure the run ends FAILED with the reason; the error re-raises."""
-    import mlflow
     from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
 
     from ...config import to_container
     from ...tracking import lineage, runs
     from .service import run
 
-    uri = runs.tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    exp_id = runs.ensure_experiment(
-        client, str(cfg.logger.experiment_name), cfg.logger.get("artifact_location")
-    )
+    client, exp_id = runs.service_experiment(cfg)
     resolved = to_container(cfg)
     base = {
         "oscflow.service": SERVICE,
