@@ -155,11 +155,11 @@ def stack(
             OSCFLOW_REDIS_URL="redis://127.0.0.1:6379/0",
         )
     s = Stack(root, tmp / "state", overrides, env)
-    up = s.oscflow("up")
-    assert "MLFLOW_TRACKING_URI=" in up.stdout
-    if request.param == "team":
-        _copy_model(registered_surrogate, s.client)
     try:
+        up = s.oscflow("up")
+        assert "MLFLOW_TRACKING_URI=" in up.stdout
+        if request.param == "team":
+            _copy_model(registered_surrogate, s.client)
         yield s
     finally:
         s.oscflow("down", check=False)
