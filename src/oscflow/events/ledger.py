@@ -125,9 +125,8 @@ class Ledger:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def queued(self, key: str, fields: dict[str, Any]) -> None:
-        """Note that a job was enqueued (creating its row, or re-queuing a failed one)."""
-        now = time.time()
+    def _insert_job(self, key: str, fields: dict[str, Any], now: float) -> bool:
+        """Create the job's row as queued; False if it already exists."""
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -136,6 +135,13 @@ class Ledger:
                     )
                 )
         except IntegrityError:
+            return False
+        return True
+
+    def queued(self, key: str, fields: dict[str, Any]) -> None:
+        """Note that a job was enqueued (creating its row, or re-queuing a failed one)."""
+        now = time.time()
+        if not self._insert_job(key, fields, now):
             with self._tx() as conn:
                 conn.execute(
                     JOBS.update()
@@ -151,15 +157,7 @@ class Ledger:
     def claim(self, key: str, fields: dict[str, Any], owner: str, lease_s: float) -> bool:
         """Take the job's lease if nobody holds a live one; False if another worker does."""
         now = time.time()
-        try:
-            with self._tx() as conn:
-                conn.execute(
-                    JOBS.insert().values(
-                        key=key, state="queued", attempts=0, queued_at=now, updated_at=now, **fields
-                    )
-                )
-        except IntegrityError:
-            pass
+        self._insert_job(key, fields, now)
         with self._tx() as conn:
             result = conn.execute(
                 JOBS.update()
