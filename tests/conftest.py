@@ -54,7 +54,7 @@ def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     from oscflow.cli import main
 
     root = make_clone(tmp_path_factory.mktemp("surrogate_repo"), "ttrain", TINY_DATA)
-    run_cmd(root, "dvc", "repro")
+    run_cmd(root, "dvc", "repro", "spectra")
     store = tmp_path_factory.mktemp("surrogate_mlflow")
     uri = f"sqlite:///{store}/mlflow.db"
     out = io.StringIO()

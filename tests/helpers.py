@@ -41,9 +41,12 @@ def run(cwd: Path, *cmd: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def make_clone(dest: Path, data_name: str, data_cfg: dict[str, Any]) -> Path:
+def make_clone(
+    dest: Path, data_name: str, data_cfg: dict[str, Any], dayabay_data: str = "dayabay_demo"
+) -> Path:
     """A new git repository at ``dest`` with this checkout's files (tracked and not ignored),
-    a dataset config ``conf/data/<data_name>.yaml`` and params.yaml selecting it."""
+    a dataset config ``conf/data/<data_name>.yaml`` and params.yaml selecting it (JUNO stages:
+    ``dvc repro spectra``; the Daya Bay stage reads ``dayabay_data``)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=REPO,
@@ -57,7 +60,7 @@ def make_clone(dest: Path, data_name: str, data_cfg: dict[str, Any]) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     (dest / f"conf/data/{data_name}.yaml").write_text(yaml.safe_dump(data_cfg))
-    (dest / "params.yaml").write_text(f"data: {data_name}\n")
+    (dest / "params.yaml").write_text(f"data: {data_name}\ndayabay_data: {dayabay_data}\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(dest, "git", "init", "-q")
     run(dest, "git", "add", "-A")

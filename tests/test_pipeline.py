@@ -43,7 +43,7 @@ def _stages_run(log: str) -> set[str]:
 
 
 def test_repro_builds_the_datasets_then_does_nothing(clone: Path) -> None:
-    log = _run(clone, "dvc", "repro")
+    log = _run(clone, "dvc", "repro", "spectra")
     assert _stages_run(log) == {"simulate", "spectra"}
     spectra = clone / "data/juno/tiny/spectra"
     meta = json.loads((spectra / "meta.json").read_text())
@@ -64,7 +64,7 @@ def test_repro_builds_the_datasets_then_does_nothing(clone: Path) -> None:
     assert meta["ranges"]["dm2_21"] == pytest.approx([7.53e-5 - 3 * 0.18e-5, 7.53e-5 + 3 * 0.18e-5])
     assert not list(clone.glob("data/juno/tiny/.*tmp"))
 
-    again = _run(clone, "dvc", "repro")
+    again = _run(clone, "dvc", "repro", "spectra")
     assert _stages_run(again) == set()
     assert "Data and pipelines are up to date" in again
 
@@ -94,7 +94,7 @@ def test_config_change_reruns_only_the_affected_stages(clone: Path) -> None:
     cfg = yaml.safe_load(tiny.read_text())
     cfg["spectra"]["splits"]["val"] = 24
     tiny.write_text(yaml.safe_dump(cfg))
-    assert _stages_run(_run(clone, "dvc", "repro")) == {"spectra"}
+    assert _stages_run(_run(clone, "dvc", "repro", "spectra")) == {"spectra"}
     meta = json.loads((clone / "data/juno/tiny/spectra/meta.json").read_text())
     assert meta["splits"]["val"] == 24
 
@@ -102,14 +102,14 @@ def test_config_change_reruns_only_the_affected_stages(clone: Path) -> None:
     text = juno.read_text()
     assert "    res_b: 0.0082\n" in text
     juno.write_text(text.replace("    res_b: 0.0082\n", "    res_b: 0.0090\n"))
-    assert _stages_run(_run(clone, "dvc", "repro")) == {"simulate", "spectra"}
+    assert _stages_run(_run(clone, "dvc", "repro", "spectra")) == {"simulate", "spectra"}
 
     juno.write_text(
         juno.read_text().replace(
             "rate_per_day: 0.8, rate_uncertainty: 0.01", "rate_per_day: 0.9, rate_uncertainty: 0.01"
         )
     )
-    assert _stages_run(_run(clone, "dvc", "repro")) == {"spectra"}
+    assert _stages_run(_run(clone, "dvc", "repro", "spectra")) == {"spectra"}
     assert "up to date" in _run(clone, "dvc", "status")
 
 

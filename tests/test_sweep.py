@@ -70,7 +70,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "conf/model/pca_mlp.yaml").write_text(
         "name: pca_mlp\noutput_transform: standard\nhidden: [16, 16]\ncomponents: 8\nactivation: silu\n"
     )
-    run_cmd(root, "dvc", "repro")
+    run_cmd(root, "dvc", "repro", "spectra")
     return root
 
 

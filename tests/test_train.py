@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow]
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clone with the tiny dataset built by `dvc repro` (so dvc.lock has its md5s)."""
     root = make_clone(tmp_path_factory.mktemp("trainrepo"), "ttrain", TRAIN_DATA)
-    run_cmd(root, "dvc", "repro")
+    run_cmd(root, "dvc", "repro", "spectra")
     return root
 
 

@@ -223,6 +223,9 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         pairs_md5 = lineage.dataset_md5(root, data_path.parent / "pairs")
         tags = {
             "oscflow.architecture": spec.architecture,
+            # what the event workers compose the version's services with (events/jobs.py)
+            "oscflow.experiment": str(cfg.experiment.name),
+            "oscflow.dataset.name": str(cfg.data.name),
             "oscflow.n_parameters": str(n_params),
             "oscflow.dataset": str(data_path),
             "oscflow.dataset.spectra_md5": spectra_md5 or "untracked",
@@ -319,6 +322,8 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             "oscflow.config_hash": tags["oscflow.config_hash"],
             "oscflow.git_commit": tags["mlflow.source.git.commit"],
             "oscflow.architecture": spec.architecture,
+            "oscflow.experiment": tags["oscflow.experiment"],
+            "oscflow.dataset.name": tags["oscflow.dataset.name"],
             **{
                 f"oscflow.metric.{k}": f"{metrics[k]:.6g}"
                 for k in (

@@ -29,14 +29,7 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        _move_into_place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -67,3 +60,38 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
 def load_array(directory: str | os.PathLike[str], name: str) -> NDArray[Any]:
     """Memory-map ``<directory>/<name>.npy`` read-only."""
     return np.load(Path(directory) / f"{name}.npy", mmap_mode="r")
+
+
+@contextlib.contextmanager
+def resumable_directory(
+    target: str | os.PathLike[str], fingerprint: dict[str, Any]
+) -> Iterator[Path]:
+    """Like ``atomic_directory``, but the work directory survives a failure or an interrupt so
+    that a rerun with the same ``fingerprint`` (the stage's inputs) resumes where it stopped;
+    a different fingerprint starts afresh. ``target`` appears only when the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.with_name(f".{target.name}.partial")
+    stamp = work / "fingerprint.json"
+    if work.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint):
+        shutil.rmtree(work)
+    work.mkdir(exist_ok=True)
+    if not stamp.is_file():
+        write_json(stamp, fingerprint)
+    yield work
+    stamp.unlink()
+    for leftover in work.glob("*.done.json"):
+        leftover.unlink()
+    _move_into_place(work, target)
+
+
+def _move_into_place(src: Path, target: Path) -> None:
+    """Rename ``src`` to ``target``, replacing an existing ``target`` directory."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        src.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        src.rename(target)

@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from ..config import bin_edges, to_container
 from ..errors import ConfigError
 from ..experiments import load_experiment
-from ..physics.predictors import OSCILLATION_PARAMETERS
 from ..progress import progress_bar
-from .io import atomic_directory, read_meta, write_json
+from .evaluate import Evaluator
+from .io import read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, sample_box
 from .simulate import pairs_dir, read_pairs
 
@@ -67,28 +67,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     energy = str(spec.energy)
 
     src = pairs_dir(cfg)
-    pairs = read_pairs(src) if energy == "prompt" or spec.method == "reweight" else None
-    predictor = experiment.predictor(edges, energy, str(spec.method), pairs)
+    method = str(spec.method)
+    pairs = read_pairs(src) if experiment.needs_pairs(energy, method) else None
+    predictor = experiment.predictor(edges, energy, method, pairs)
     dtype = np.dtype(str(spec.dtype))
     chunk = int(spec.chunk)
+    workers = int(spec.get("workers", 1))
+    if chunk < 1 or workers < 1:
+        raise ConfigError(
+            "data.spectra.chunk", "chunk and workers must be >= 1", "give positive integers"
+        )
+    worker_spec = {
+        "experiment": to_container(cfg.experiment),
+        "pairs": str(src) if pairs is not None else None,
+        "edges": edges.tolist(),
+        "energy": energy,
+        "method": method,
+        "exposure": [exposure.days, exposure.efficiency],
+    }
+    fixed = {k: v for k, v in fixed.items() if experiment.parameters[k].kind == "oscillation"}
+    fingerprint = {
+        "experiment": worker_spec["experiment"],
+        "spectra": to_container(spec),
+        "fixed": fixed,
+        "binning": edges.tolist(),
+        "pairs": read_meta(src) if pairs is not None else None,
+    }
     out = spectra_dir(cfg)
     totals: dict[str, float] = {}
-    with atomic_directory(out) as tmp:
+    local = None if workers > 1 else (lambda b: sum(predictor.predict(b, exposure).values()))
+    with resumable_directory(out, fingerprint) as tmp, Evaluator(worker_spec, workers, local) as ev:
         for i, (split, n) in enumerate(splits.items()):
             points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i)
             np.save(tmp / f"{split}_params.npy", points)
-            spectra = open_memmap(
-                tmp / f"{split}_spectra.npy", mode="w+", dtype=dtype, shape=(n, len(edges) - 1)
-            )
+            path = tmp / f"{split}_spectra.npy"
+            shape = (n, len(edges) - 1)
+            done = tmp / f"{split}.done.json"
+            resume = path.is_file() and done.is_file()
+            spectra = open_memmap(path, mode="r+" if resume else "w+", dtype=dtype, shape=shape)
             with progress_bar(f"spectra {split}", n) as advance:
-                for start in range(0, n, chunk):
-                    stop = min(start + chunk, n)
-                    batch = {k: points[start:stop, j] for j, k in enumerate(inputs)}
-                    batch.update({k: v for k, v in fixed.items() if k in OSCILLATION_PARAMETERS})
-                    pred = predictor.predict(batch, exposure)
-                    spectra[start:stop] = sum(pred.values())
-                    advance(stop - start)
-            spectra.flush()
+                ev.fill(inputs, points, fixed, spectra, done, chunk, advance)
             totals[split] = float(np.sum(spectra, dtype=np.float64))
             del spectra
         backgrounds = experiment.background_spectra(edges, exposure.days, energy)
@@ -115,7 +133,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "splits": splits,
             "sum_counts": totals,
             "generator": {
-                "method": str(spec.method),
+                "method": method,
                 "sampler": str(spec.sampler),
                 "seed": int(spec.seed),
                 "split_seeds": {s: int(spec.seed) + i for i, s in enumerate(SPLITS)},

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -83,9 +84,25 @@ def plan(spec: JobSpec, platform: DictConfig) -> Planned:
     return Planned(spec, cfg, digest)
 
 
+VERSION_CONFIG_TAGS = {"oscflow.experiment": "experiment", "oscflow.dataset.name": "data"}
+
+
+def version_overrides(spec: JobSpec) -> list[str]:
+    """``experiment=…`` and ``data=…`` the version was trained with (its tags, set by
+    ``oscflow train``), so that a service runs any experiment's model with its own config."""
+    try:
+        tags = MlflowClient().get_model_version(spec.model, spec.version).tags
+    except MlflowException:
+        return []  # the service itself reports a missing version
+    return [f"{group}={tags[tag]}" for tag, group in VERSION_CONFIG_TAGS.items() if tag in tags]
+
+
 def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:
     module = load_service(spec.service)
-    overrides = list(platform.service_common)
+    own = version_overrides(spec)
+    keys = {o.partition("=")[0] for o in own}
+    overrides = [o for o in platform.service_common if o.partition("=")[0] not in keys]
+    overrides += own
     overrides += list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
     overrides += list(platform.service_overrides.get(spec.service) or [])
     overrides.append(f"logger.tracking_uri={platform.tracking_uri}")

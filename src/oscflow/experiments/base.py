@@ -122,6 +122,31 @@ class Experiment(abc.ABC):
             out[key] = self.parameters[key].check(value, f"{prefix}.{key}")
         return out
 
+    def needs_pairs(self, energy: str, method: str) -> bool:  # noqa: ARG002 - the Experiment interface
+        """Whether ``predictor(energy=…, method=…)`` needs detector-MC pairs (the DVC
+        ``simulate`` stage's output)."""
+        return False
+
+    def observed_counts(self) -> tuple[NDArray[np.float64], str]:
+        """The experiment's released data (counts per bin) and where they came from."""
+        raise ConfigError(
+            "data", f"{self.name} has no released data in oscflow", "use data=asimov or a file"
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """Experiment-specific test statistics {name: per-bin terms (data, expected)}, used by
+        fits beside ``stats.likelihood.TERMS``."""
+        return {}
+
+    def own_fit(
+        self,
+        kind: str,  # noqa: ARG002 - for plug-ins
+        start: Mapping[str, float],  # noqa: ARG002
+        steps: Mapping[str, float],  # noqa: ARG002
+    ) -> dict[str, Any] | None:
+        """The truth model's own fit of ``kind`` data (a referee beside ours), if it has one."""
+        return None
+
     @abc.abstractmethod
     def source_names(self) -> tuple[str, ...]:
         """Names of all reported sources (signal groups and backgrounds)."""

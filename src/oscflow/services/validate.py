@@ -64,7 +64,9 @@ def _check_pairs(cfg: DictConfig, version_tags: Mapping[str, str]) -> Path:
     return path
 
 
-def compute(cfg: DictConfig, surrogate: Any, pairs_path: Path) -> tuple[dict[str, float], Any]:
+def compute(
+    cfg: DictConfig, surrogate: Any, pairs_path: Path | None
+) -> tuple[dict[str, float], Any]:
     """Metrics and (points, exact, predicted) arrays."""
     from ..data.sampling import sample_box
     from ..data.simulate import read_pairs
@@ -75,7 +77,8 @@ def compute(cfg: DictConfig, surrogate: Any, pairs_path: Path) -> tuple[dict[str
     experiment = load_experiment(cfg.experiment)
     edges = np.asarray(spec.bin_edges)
     exposure = experiment.exposure(spec.exposure["days"], spec.exposure["efficiency"])
-    predictor = experiment.predictor(edges, spec.energy, str(cfg.method), read_pairs(pairs_path))
+    pairs = read_pairs(pairs_path) if pairs_path is not None else None
+    predictor = experiment.predictor(edges, spec.energy, str(cfg.method), pairs)
     points = sample_box(spec.ranges, int(cfg.n_points), "lhs", int(cfg.seed))
     exact = np.empty((len(points), len(edges) - 1))
     chunk = int(cfg.chunk)
@@ -117,7 +120,11 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         except Exception as exc:
             msg = f"cannot load {cfg.model_uri}: its artifact is missing or corrupt ({type(exc).__name__}: {exc})"
             raise RuntimeError(msg) from exc
-        pairs_path = _check_pairs(cfg, mv.tags)
+        from ..experiments import load_experiment
+
+        experiment = load_experiment(cfg.experiment)
+        needs = experiment.needs_pairs(surrogate.spec.energy, str(cfg.method))
+        pairs_path = _check_pairs(cfg, mv.tags) if needs else None
         metrics, (points, exact, predicted) = compute(cfg, surrogate, pairs_path)
         for key, value in metrics.items():
             client.log_metric(run_id, key, value)
@@ -127,7 +134,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
             "model_uri": str(cfg.model_uri),
             "metrics": metrics,
             "n_points": int(cfg.n_points),
-            "mc_pairs": str(pairs_path),
+            "mc_pairs": None if pairs_path is None else str(pairs_path),
         }
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "validation.json").write_text(json.dumps(result, indent=2))

@@ -58,7 +58,8 @@ def cnp_terms(data: ArrayLike, expected: ArrayLike) -> FloatArray:
     return np.where(n > 0, (n - mu) ** 2 * (1.0 / safe_n + 2.0 / mu) / 3.0, 2.0 * mu)
 
 
-TERMS: dict[str, Callable[[ArrayLike, ArrayLike], FloatArray]] = {
+TermsFn = Callable[[ArrayLike, ArrayLike], FloatArray]
+TERMS: dict[str, TermsFn] = {
     "poisson": poisson_terms,
     "pearson": pearson_terms,
     "neyman": neyman_terms,

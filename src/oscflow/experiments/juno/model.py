@@ -219,6 +219,9 @@ class JunoExperiment(Experiment):
         )
         return MCPairs(events=events, pdf=pdf)
 
+    def needs_pairs(self, energy: str, method: str) -> bool:
+        return energy == "prompt" or method == "reweight"
+
     def predictor(
         self,
         edges: ArrayLike,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import ConfigError
 
-DATA_KINDS = ("asimov", "toy")
+DATA_KINDS = ("asimov", "toy", "real")
 SHORTHANDS = {"n_toys": "observation.n_toys", "seed": "observation.seed"}
 
 

@@ -12,7 +12,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import OscflowError
-from ...stats.likelihood import TERMS
 from .model import FitModel
 
 
@@ -88,7 +87,7 @@ class FitOutcome:
 
 def cost_function(model: FitModel, data: NDArray[np.float64], statistic: str) -> Any:
     """x (P,) → statistic(data, expected(x)) + pulls(x)."""
-    terms = TERMS[statistic]
+    terms = model.terms(statistic)
     data = np.asarray(data, dtype=np.float64)
 
     def cost(x: NDArray[np.float64]) -> float:
@@ -116,7 +115,9 @@ def prescan_start(
     grid = np.clip(grid, p.limits[0], p.limits[1])
     x = np.repeat(start[None, :], n, axis=0)
     x[:, p_i] = grid
-    stat = TERMS[statistic](data[None, :], model.expected_batch(x)).sum(axis=1) + model.pulls(x)
+    stat = model.terms(statistic)(data[None, :], model.expected_batch(x)).sum(axis=1) + model.pulls(
+        x
+    )
     out = start.copy()
     out[p_i] = grid[int(np.argmin(stat))]
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import ConfigError
-from ...stats.likelihood import gaussian_pull
+from ...stats.likelihood import TERMS, TermsFn, gaussian_pull
 from .predictors import ReactorPredictor
 
 FLUX = "flux_norm"
@@ -46,8 +46,11 @@ class FitModel:
         predictor: ReactorPredictor,
         parameters: Sequence[FitParameter],
         backgrounds: Mapping[str, NDArray[np.float64]],
+        statistics: Mapping[str, TermsFn] | None = None,
     ) -> None:
+        """``statistics``: the experiment's own statistics beside ``stats.likelihood.TERMS``."""
         self.predictor = predictor
+        self.statistics = {**TERMS, **(statistics or {})}
         self.parameters = tuple(parameters)
         self.names = tuple(p.name for p in self.parameters)
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -141,7 +144,16 @@ class FitModel:
         params = [
             replace(p, limits=ranges[p.name]) if p.name in ranges else p for p in self.parameters
         ]
-        return FitModel(predictor, params, self.backgrounds)
+        return FitModel(predictor, params, self.backgrounds, self.statistics)
+
+    def terms(self, statistic: str) -> TermsFn:
+        """Per-bin terms function of the named statistic."""
+        try:
+            return self.statistics[statistic]
+        except KeyError:
+            raise ConfigError(
+                "statistic", f"{statistic!r} is unknown", f"use one of {', '.join(self.statistics)}"
+            ) from None
 
 
 def build_parameters(

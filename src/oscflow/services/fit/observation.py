@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from ...errors import ConfigError
 from ...stats.likelihood import count_problems
 
-KINDS = ("asimov", "toy", "file")
+KINDS = ("asimov", "toy", "file", "real")
 FORMATS = ("csv", "npz", "root")
 
 
@@ -54,6 +54,21 @@ def toys(
     rng = np.random.default_rng(seed)
     counts = rng.poisson(np.broadcast_to(expected, (n, expected.size))).astype(np.float64)
     return Observation(counts, edges, "toy", f"poisson(seed={seed})", truth)
+
+
+def released(
+    counts: NDArray[np.float64], edges: NDArray[np.float64], source: str, integer: bool
+) -> Observation:
+    """An experiment's released data (``Experiment.observed_counts``), checked like a file's."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.size != len(edges) - 1:
+        raise ConfigError(
+            "data",
+            f"{source} has {counts.size} bins, the model {len(edges) - 1}",
+            "fit it with a model of this experiment's binning",
+        )
+    check_counts(counts, integer)
+    return Observation(counts, edges, "real", source)
 
 
 def read_file(path: str, fmt: str | None = None, key: str | None = None) -> tuple[NDArray, NDArray]:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from ...errors import ConfigError
 from ...experiments.base import Experiment
-from ...physics.predictors import DETECTOR_PARAMETERS, OSCILLATION_PARAMETERS
+from ...physics.predictors import DETECTOR_PARAMETERS
 from ...physics.rates import Exposure
 
 PREDICTORS = ("surrogate", "exact")
@@ -86,7 +86,8 @@ class ExactPredictor:
         self.experiment = experiment
         self.predictor = predictor
         self.exposure = exposure
-        self.inputs = OSCILLATION_PARAMETERS + tuple(detector_inputs)
+        oscillation = tuple(k for k, s in experiment.parameters.items() if s.kind == "oscillation")
+        self.inputs = oscillation + tuple(detector_inputs)
         self.edges = np.asarray(predictor.edges, dtype=np.float64)
         self.energy = str(predictor.energy)
         self._info = info

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from ...config import bin_edges
 from ...errors import ConfigError
 from ...experiments import load_experiment
-from ...stats.likelihood import STATISTICS
+from ...stats.likelihood import TERMS
 from . import observation as obs
 from .minimize import FitNotConverged, FitOutcome, minimize
 from .model import FitModel, build_parameters
@@ -54,7 +54,7 @@ class FitSetup:
         if ordering not in self._exact:
             from .predictors import load_pairs
 
-            need = self.energy == "prompt" or str(self.cfg.method) == "reweight"
+            need = self.experiment.needs_pairs(self.energy, str(self.cfg.method))
             if need and self._pairs is None:
                 self._pairs = load_pairs(self.cfg, self.experiment)
             pairs, src = self._pairs or (None, None)
@@ -78,15 +78,11 @@ class FitSetup:
 
 def _check(cfg: DictConfig) -> None:
     check_kind(str(cfg.predictor))
-    if cfg.statistic not in STATISTICS:
-        raise ConfigError(
-            "statistic", f"{cfg.statistic!r} is unknown", f"use one of {', '.join(STATISTICS)}"
-        )
     if cfg.observation.kind not in obs.KINDS:
         raise ConfigError(
             "data",
             f"{cfg.observation.kind!r} is unknown",
-            "use data=asimov, data=toy or data=<file>",
+            "use data=asimov, data=toy, data=real (an experiment's released data) or data=<file>",
         )
     if cfg.observation.get("generator", "exact") not in ("exact", "model"):
         raise ConfigError(
@@ -100,6 +96,11 @@ def setup(cfg: DictConfig) -> FitSetup:
     """Build the predictor, fit model and observation described by ``cfg``."""
     _check(cfg)
     experiment = load_experiment(cfg.experiment)
+    statistics = {**TERMS, **experiment.statistics()}
+    if cfg.statistic not in statistics:
+        raise ConfigError(
+            "statistic", f"{cfg.statistic!r} is unknown", f"use one of {', '.join(statistics)}"
+        )
     truth = experiment.validate_params(dict(cfg.params))
     exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
     edges = bin_edges(cfg.binning)
@@ -123,7 +124,7 @@ def setup(cfg: DictConfig) -> FitSetup:
                 f"set experiment.oscillation.ordering={trained} or use another model",
             )
         predictor.surrogate.check_range(
-            {k: v for k, v in truth.items() if cfg.observation.kind != "file"}
+            {k: v for k, v in truth.items() if cfg.observation.kind not in ("file", "real")}
         )
     else:
         predictor = None
@@ -134,7 +135,7 @@ def setup(cfg: DictConfig) -> FitSetup:
     if predictor is None:
         predictor = fs.exact()
     params = build_parameters(cfg, experiment, predictor, backgrounds)
-    fs.model = FitModel(predictor, params, backgrounds)
+    fs.model = FitModel(predictor, params, backgrounds, experiment.statistics())
     fs.observation = _observation(cfg, fs)
     return fs
 
@@ -155,6 +156,9 @@ def _observation(cfg: DictConfig, fs: FitSetup) -> obs.Observation:
     integer = cfg.statistic == "poisson"
     if kind == "file":
         return obs.from_file(cfg.observation, fs.edges, integer)
+    if kind == "real":
+        counts, source = fs.experiment.observed_counts()
+        return obs.released(counts, fs.edges, source, integer)
     gen_model = fs.model
     if cfg.observation.generator == "exact" and fs.model.predictor.kind != "exact":
         gen_model = fs.model.with_predictor(fs.exact())
@@ -231,7 +235,11 @@ def mass_ordering(fs: FitSetup, data: np.ndarray, main: FitOutcome | None) -> di
 def referee(fs: FitSetup, data: np.ndarray, main: FitOutcome) -> dict[str, Any]:
     """The same fit with the exact predictor; shift of each parameter in σ of the exact fit."""
     exact = fit_or_raise(fs.model.with_predictor(fs.exact()), data, fs.cfg, "referee fit")
+    start = {n: fs.model.parameters[fs.model.index[n]].start for n in main.free}
+    steps = {n: fs.model.parameters[fs.model.index[n]].step for n in main.free}
+    own = fs.experiment.own_fit(fs.observation.kind, start, steps)
     return {
+        "official": own,
         "predictor": fs.exact().info(),
         "statistic": exact.fval,
         "parameters": {
@@ -268,7 +276,7 @@ def compute(
         "predictor": fs.model.predictor.info(),
         "statistic": str(cfg.statistic),
         "data": {"kind": o.kind, "source": o.source, "generator": cfg.observation.get("generator")},
-        "truth": fs.truth if o.kind != "file" else None,
+        "truth": fs.truth if o.kind not in ("file", "real") else None,
         "ordering": fs.ordering,
         "exposure": dataclasses.asdict(fs.exposure),
         "bin_edges": fs.edges.tolist(),

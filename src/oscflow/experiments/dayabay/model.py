@@ -1,0 +1,193 @@
+"""The Daya Bay plug-in: parameters, the official model as exact predictor, the release's data
+and the official covariance-matrix CNP χ² (``stats.covariance``).
+
+Spectra are the concatenated detector × period histograms of the official χ² (21 blocks × 26
+reconstructed-energy bins = 546 bins); oscflow's "bin edges" for them are the bin indices
+0…546 (energy variable ``concatenated``), the energy edges of each block are in
+``erec_edges()``. The exposure is the release's own (3158 days); counts are not rescaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ...errors import ConfigError
+from ...physics.rates import Exposure
+from ...stats import covariance
+from ..base import Experiment, Prediction, parameter_specs
+from .official import OfficialModel
+
+ENERGY = "concatenated"
+METHODS = ("official",)
+GROUP = "total"  # IBD + backgrounds, as the official χ² compares them with the data
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    ordering: str = "normal"
+    matter: bool = False
+
+
+class OfficialPredictor:
+    """Exact spectra from the collaboration's model, one parameter point at a time (~25 ms)."""
+
+    groups = (GROUP,)
+
+    def __init__(self, experiment: DayaBayExperiment, edges: ArrayLike, energy: str) -> None:
+        self.experiment = experiment
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.energy = energy
+        self._official: OfficialModel | None = None
+
+    @property
+    def official(self) -> OfficialModel:
+        """The collaboration's model, built on first use (worker processes build their own)."""
+        if self._official is None:
+            self._official = self.experiment.official()
+            self._check_bins(self._official.nbins)
+        return self._official
+
+    def _check_bins(self, nbins: int) -> None:
+        if len(self.edges) - 1 != nbins:
+            raise ConfigError(
+                "binning",
+                f"Daya Bay's concatenated spectrum has {nbins} bins, not {len(self.edges) - 1}",
+                f"use binning.emin=0 binning.emax={nbins} binning.nbins={nbins}",
+            )
+
+    def predict(
+        self,
+        params: Mapping[str, ArrayLike],
+        exposure: Exposure | None = None,  # noqa: ARG002 - the Experiment interface
+    ) -> dict[str, NDArray[np.float64]]:
+        names = [k for k in params if k in self.experiment.official_paths]
+        cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(params[k], float)) for k in names))
+        size = cols[0].size if cols else 1
+        out = np.empty((size, len(self.edges) - 1))
+        for i in range(size):
+            out[i] = self.official.spectrum({k: c[i] for k, c in zip(names, cols, strict=True)})
+        return {GROUP: out}
+
+
+class DayaBayExperiment(Experiment):
+    """The Daya Bay full data release as an oscflow experiment."""
+
+    name = "dayabay"
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+        self.parameters = parameter_specs(cfg["parameters"])
+        self.official_paths = {k: str(p["official"]) for k, p in cfg["parameters"].items()}
+        self.options = dict(cfg.get("official_options") or {})
+        self.days = float(cfg["exposure_days"])
+        ordering = str(cfg.get("oscillation", {}).get("ordering", "normal"))
+        if ordering != "normal":
+            raise ConfigError(
+                "experiment.oscillation.ordering",
+                f"{ordering!r}: the official model is set up for Δm²32 > 0",
+                "use ordering=normal (inverted: give dm2_32 negative values in the model)",
+            )
+        self.settings = Settings(ordering=ordering)
+        self._official: OfficialModel | None = None
+
+    def official(self) -> OfficialModel:
+        """The collaboration's model (built on first use, cached per process)."""
+        if self._official is None:
+            self._official = OfficialModel(self.official_paths, self.options)
+        return self._official
+
+    def with_ordering(self, ordering: str) -> DayaBayExperiment:
+        if ordering != self.settings.ordering:
+            raise ConfigError(
+                "orderings",
+                "the Daya Bay plug-in fits the normal ordering only",
+                "set orderings=false",
+            )
+        return self
+
+    def source_names(self) -> tuple[str, ...]:
+        return (GROUP,)
+
+    def exposure(self, days: float, efficiency: float) -> Exposure:
+        """The release's exposure: counts are the recorded data set's, not rescalable."""
+        if abs(days - self.days) > 1e-9 or efficiency != 1.0:
+            raise ConfigError(
+                "exposure",
+                f"Daya Bay's exposure is fixed by the data release ({self.days:g} days, "
+                f"efficiencies inside the model), not days={days:g} efficiency={efficiency:g}",
+                f"leave exposure.days={self.days:g} exposure.efficiency=1",
+            )
+        return Exposure(days=days, efficiency=1.0)
+
+    def predictor(
+        self,
+        edges: ArrayLike,
+        energy: str = ENERGY,
+        method: str = "official",
+        pairs: Any = None,  # noqa: ARG002 - the Experiment interface
+    ) -> OfficialPredictor:
+        if energy != ENERGY:
+            raise ConfigError("energy", f"{energy!r} unknown for Daya Bay", f"use {ENERGY}")
+        if method not in METHODS:
+            raise ConfigError("method", f"{method!r} unknown for Daya Bay", f"use {METHODS}")
+        return OfficialPredictor(self, edges, energy)
+
+    def background_spectra(
+        self,
+        edges: NDArray[np.float64],  # noqa: ARG002 - the Experiment interface
+        days: float,  # noqa: ARG002
+        energy: str,  # noqa: ARG002
+    ) -> dict[str, NDArray[np.float64]]:
+        """None separate: backgrounds are part of the official expectation (group ``total``)."""
+        return {}
+
+    def predict(
+        self,
+        params: Mapping[str, ArrayLike],
+        exposure: Exposure,
+        predictor: OfficialPredictor,
+        backgrounds: bool = True,  # noqa: ARG002 - the Experiment interface
+    ) -> Prediction:
+        return Prediction(predictor.edges, predictor.predict(params, exposure), predictor.energy)
+
+    def observed_counts(self) -> tuple[NDArray[np.float64], str]:
+        """The release's IBD candidates per concatenated bin, and where they came from."""
+        import dayabay_data_official
+
+        version = getattr(dayabay_data_official, "__version__", "?")
+        return self.official().real_data(), f"dayabay-data-official {version}"
+
+    def statistics(self) -> dict[str, covariance.TermsFn]:
+        """The official covariance-matrix CNP χ² (``statistic.full.covmat.chi2cnp``).
+
+        ``cnp_covmat_official``: what the official node computes during a fit. Its CNP variance
+        is not re-evaluated when the parameters change (dag-modelling 0.14 / dayabay-model
+        1.7.1: the node chain statistic.staterr.cnp_variance → covmat_full_cnp → Cholesky is
+        not re-tainted): it stays at the prediction of its first evaluation, the nominal point
+        in the official fit. ``cnp_covmat``: the CNP variance at the current prediction (Ji et
+        al.'s definition). Both take the systematic covariance at the nominal point.
+        """
+        official = self.official
+        return {
+            "cnp_covmat_official": covariance.CNPCovariance(
+                lambda: official().systematic_covariance(), lambda: official().spectrum({})
+            ),
+            "cnp_covmat": covariance.CNPCovariance(lambda: official().systematic_covariance()),
+        }
+
+    def own_fit(
+        self, kind: str, start: Mapping[str, float], steps: Mapping[str, float]
+    ) -> dict[str, Any] | None:
+        """The official model's own iminuit fit of its statistic node (real data only)."""
+        if kind != "real":
+            return None
+        return self.official().fit(start, steps)
+
+
+def build(cfg: Mapping[str, Any]) -> DayaBayExperiment:
+    return DayaBayExperiment(cfg)

@@ -1,0 +1,172 @@
+"""Access to the Daya Bay collaboration's model (``dayabay-model`` on ``dag-modelling``).
+
+Building the model reads the data release and allocates the graph (~20–30 s here), so one
+instance is kept per process. Nothing else in oscflow imports ``dayabay_model``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import ConfigError
+
+INSTALL_HINT = "pip install 'oscflow[dayabay]'  (or: make install-dayabay)"
+SPECTRUM = "outputs.eventscount.final.concatenated.selected"
+REAL_DATA = "outputs.data.real.concatenated.selected"
+SYST_COVARIANCE = "outputs.covariance.covmat_syst.sum"
+FREE = "parameters.free"
+
+_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def import_model_class() -> Any:
+    """``dayabay_model.model_dayabay``, or a ConfigError saying how to install the extra."""
+    try:
+        from dayabay_model import model_dayabay
+    except ImportError as exc:
+        raise ConfigError(
+            "experiment",
+            f"the Daya Bay experiment needs the collaboration's model, which is not installed "
+            f"({exc.name or exc})",
+            f"install the extra: {INSTALL_HINT}",
+        ) from None
+    return model_dayabay
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The official model logs at INFO and prints every parameter push; keep our output ours."""
+    logger = logging.getLogger("dag_modelling")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def official_model(options: Mapping[str, Any] | None = None) -> Any:
+    """The collaboration's model built with ``options`` (constructor keywords), cached."""
+    options = dict(options or {})
+    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    if key not in _MODELS:
+        cls = import_model_class()
+        with _quiet():
+            _MODELS[key] = cls(**options)
+    return _MODELS[key]
+
+
+class OfficialModel:
+    """The official model's spectrum, data, covariance and χ² as numpy, with our parameter
+    names mapped to its storage keys (``parameters.free.<path>``)."""
+
+    def __init__(self, paths: Mapping[str, str], options: Mapping[str, Any] | None = None):
+        self.model = official_model(options)
+        storage = self.model.storage
+        self.paths = dict(paths)
+        free = set(storage(FREE).walkjoinedkeys())
+        missing = [p for p in self.paths.values() if p not in free]
+        if missing:
+            raise ConfigError(
+                "experiment.parameters",
+                f"the official model has no free parameters {missing}",
+                f"use paths from parameters.free: {sorted(free)}",
+            )
+        self._all = {k: storage[f"{FREE}.{k}"] for k in sorted(free)}
+        self.nominal_free = {k: float(p.value) for k, p in self._all.items()}
+        self._spectrum = storage[SPECTRUM]
+
+    def reset(self) -> None:
+        """Every free parameter back to the model's nominal value."""
+        for k, p in self._all.items():
+            if p.value != self.nominal_free[k]:
+                p.value = self.nominal_free[k]
+
+    def set(self, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            self._all[self.paths[name]].value = float(value)
+
+    def spectrum(self, values: Mapping[str, float]) -> NDArray[np.float64]:
+        """Expected counts (K,) of the concatenated spectrum at ``values`` (others nominal)."""
+        self.reset()
+        self.set(values)
+        return np.array(self._spectrum.data, dtype=np.float64)
+
+    def statistic(self, key: str, values: Mapping[str, float]) -> float:
+        """The official model's own statistic node ``outputs.statistic.<key>`` at ``values``."""
+        self.reset()
+        self.set(values)
+        return float(self.model.storage[f"outputs.statistic.{key}"].data[0])
+
+    def use_data(self, kind: str) -> None:
+        """Point the official statistics at the real data or at the Asimov of the current
+        parameters (``switch_data``)."""
+        self.model.switch_data(kind)
+
+    @property
+    def nbins(self) -> int:
+        return int(self._spectrum.data.shape[0])
+
+    def real_data(self) -> NDArray[np.float64]:
+        return np.array(self.model.storage[REAL_DATA].data, dtype=np.float64)
+
+    def systematic_covariance(self) -> NDArray[np.float64]:
+        """Covariance (K, K) of all systematic groups, as the official model computed it at its
+        nominal point (the ``covmat`` statistics use it frozen: it is computed, from the
+        Jacobian of every constrained parameter, on first access, so at the nominal point)."""
+        self.reset()
+        return np.array(self.model.storage[SYST_COVARIANCE].data, dtype=np.float64)
+
+    def segments(self) -> list[str]:
+        """``detector.period`` of each concatenated block, in order."""
+        keys = self.model.storage("outputs.eventscount.final.ibd").walkjoinedkeys()
+        return list(keys)
+
+    def erec_edges(self) -> NDArray[np.float64]:
+        """Reconstructed-energy bin edges (MeV) of each block (the final binning)."""
+        return np.asarray(self.model.storage["outputs.edges.energy_final"].data, dtype=np.float64)
+
+    def fit(
+        self,
+        start: Mapping[str, float],
+        steps: Mapping[str, float],
+        statistic: str = "full.covmat.chi2cnp",
+        tolerance: float = 0.01,
+    ) -> dict[str, Any]:
+        """The official model's own fit: MIGRAD + HESSE of its statistic node over ``start``'s
+        parameters (ours, mapped to its storage), the others at nominal."""
+        import time
+
+        from iminuit import Minuit
+
+        names = list(start)
+        t0 = time.perf_counter()
+        self.statistic(statistic, {})  # the covariance is computed here, at the nominal point
+
+        def cost(x: Any) -> float:
+            return self.statistic(statistic, dict(zip(names, x, strict=True)))
+
+        m = Minuit(cost, [float(start[n]) for n in names], name=names)
+        m.errordef = Minuit.LEAST_SQUARES
+        m.errors = [float(steps[n]) for n in names]
+        m.tol = tolerance
+        m.migrad()
+        m.hesse()
+        self.reset()
+        return {
+            "statistic_node": f"outputs.statistic.{statistic}",
+            "valid": bool(m.valid),
+            "fval": float(m.fval),
+            "values": {n: float(m.values[n]) for n in names},
+            "errors": {n: float(m.errors[n]) for n in names},
+            "nfcn": int(m.nfcn),
+            "wall_s": time.perf_counter() - t0,
+        }

@@ -1,0 +1,91 @@
+"""χ² with a covariance matrix: statistical CNP variance plus systematic covariance.
+
+χ² = rᵀ (V_stat + V_syst)⁻¹ r,  r = μ − n,  V_stat = diag(3 / (1/n + 2/μ))
+
+V_stat is the combined Neyman–Pearson variance (X. Ji et al., Nucl. Instrum. Meth. A 961
+(2020) 163677); with V_syst the systematic covariance this is the Daya Bay full-data χ²
+(Phys. Rev. Lett. 130, 161802 (2023); ``dayabay-model``'s ``statistic.full.covmat.chi2cnp``:
+data and theory enter V_stat, V_syst is computed once at the nominal point). Returned as
+per-bin terms rᵢ (V⁻¹ r)ᵢ, whose sum is χ², so that it plugs into ``stats.likelihood.TERMS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.linalg import cho_factor, cho_solve
+
+FloatArray = NDArray[np.float64]
+TermsFn = Callable[[ArrayLike, ArrayLike], FloatArray]
+
+
+def cnp_variance(data: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """3 / (1/n + 2/μ) per bin (needs n > 0 and μ > 0)."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    return 3.0 / (1.0 / n + 2.0 / mu)
+
+
+class CNPCovariance:
+    """Per-bin terms of the CNP + systematic-covariance χ², broadcast over leading axes.
+
+    ``syst`` is the (K, K) systematic covariance or a callable returning it (fetched on first
+    use: for Daya Bay it comes from building the official model). ``theory``, if given (array
+    or callable), fixes the μ of the CNP variance to that prediction instead of the current one.
+    """
+
+    def __init__(
+        self,
+        syst: ArrayLike | Callable[[], ArrayLike],
+        theory: ArrayLike | Callable[[], ArrayLike] | None = None,
+    ) -> None:
+        self._syst = syst
+        self._theory = theory
+        self._fixed: FloatArray | None = None
+        self._matrix: FloatArray | None = None
+
+    @property
+    def syst(self) -> FloatArray:
+        if self._matrix is None:
+            raw = self._syst() if callable(self._syst) else self._syst
+            m = np.asarray(raw, dtype=np.float64)
+            if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.allclose(m, m.T, rtol=1e-10):
+                msg = f"systematic covariance must be a symmetric square matrix, got {m.shape}"
+                raise ValueError(msg)
+            self._matrix = m
+        return self._matrix
+
+    @property
+    def fixed_theory(self) -> FloatArray | None:
+        if self._theory is not None and self._fixed is None:
+            raw = self._theory() if callable(self._theory) else self._theory
+            self._fixed = np.asarray(raw, dtype=np.float64)
+        return self._fixed
+
+    def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
+        n = np.asarray(data, dtype=np.float64)
+        mu = np.asarray(expected, dtype=np.float64)
+        n, mu = np.broadcast_arrays(n, mu)
+        if (n <= 0).any() or (mu <= 0).any():
+            msg = "the CNP covariance χ² needs positive data and expectation in every bin"
+            raise ValueError(msg)
+        if n.shape[-1] != self.syst.shape[0]:
+            msg = f"{n.shape[-1]} bins but a {self.syst.shape[0]}×{self.syst.shape[0]} covariance"
+            raise ValueError(msg)
+        flat_n = n.reshape(-1, n.shape[-1])
+        flat_mu = mu.reshape(-1, mu.shape[-1])
+        out = np.empty_like(flat_n)
+        for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
+            v = self.syst.copy()
+            theory = mi if self.fixed_theory is None else self.fixed_theory
+            v[np.diag_indices_from(v)] += cnp_variance(ni, theory)
+            r = mi - ni
+            out[i] = r * cho_solve(cho_factor(v, lower=True, check_finite=False), r)
+        return out.reshape(n.shape)
+
+
+def chi2(data: ArrayLike, expected: ArrayLike, syst: ArrayLike) -> float:
+    """χ² = rᵀ (diag(CNP variance) + syst)⁻¹ r for one spectrum."""
+    return float(CNPCovariance(syst)(data, expected).sum())

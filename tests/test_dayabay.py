@@ -1,0 +1,203 @@
+"""The Daya Bay plug-in on the real data release: the official model as truth, our χ² against
+the official one, the parallel resumable dataset stage, and the chain dataset → training →
+registry → validation → fit of the real data with the surrogate, refereed by the official model.
+
+Small sample (a few hundred official-model evaluations, a tiny network); the full-size figures
+come from `benchmarks/bench_dayabay.py` and the commands in the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helpers import TINY_DATA, make_clone
+from helpers import run as run_cmd
+from oscflow.cli import main
+from oscflow.config import load
+from oscflow.errors import ConfigError
+
+pytest.importorskip("dayabay_model", reason="needs the dayabay extra (make install does it)")
+
+DYB_TINY: dict[str, Any] = {
+    "name": "dyb_tiny",
+    "spectra": {
+        "method": "official",
+        "energy": "concatenated",
+        "sampler": "sobol",
+        "seed": 7,
+        "inputs": ["sin2_2th13", "dm2_32"],
+        "splits": {"train": 256, "val": 32, "test": 32},
+        "chunk": 16,
+        "workers": 2,
+        "dtype": "float64",
+    },
+    "loader": {"batch_size": 32, "eval_batch_size": 1024, "num_workers": 0},
+}
+POINTS = [{}, {"sin2_2th13": 0.080, "dm2_32": 2.40e-3}, {"sin2_2th13": 0.090, "dm2_32": 2.55e-3}]
+
+
+@pytest.fixture(scope="module")
+def experiment() -> Any:
+    from oscflow.experiments import load_experiment
+
+    return load_experiment(load("fit", ["experiment=dayabay"]).experiment)
+
+
+def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oscflow.experiments.dayabay import official
+
+    monkeypatch.setitem(sys.modules, "dayabay_model", None)
+    with pytest.raises(ConfigError, match=r"pip install 'oscflow\[dayabay\]'"):
+        official.import_model_class()
+
+
+def test_our_statistic_is_the_official_chi2(experiment: Any) -> None:
+    """stats.covariance's CNP + covariance χ² equals statistic.full.covmat.chi2cnp of the
+    official model, on the real data, at the nominal and two other points."""
+    official = experiment.official()
+    stats = experiment.statistics()
+    data, source = experiment.observed_counts()
+    assert source.startswith("dayabay-data-official")
+    assert data.shape == (546,)
+    assert data.sum() > 5.0e6  # 5.55 M IBD candidates (PRL 2023)
+    predictor = experiment.predictor(np.arange(547.0), "concatenated", "official")
+    for point in POINTS:
+        # as in the official fit: its statistic node evaluated before anything else
+        theirs = official.statistic("full.covmat.chi2cnp", point)
+        expected = predictor.predict({k: np.array([v]) for k, v in point.items()})["total"][0]
+        ours = float(stats["cnp_covmat_official"](data, expected).sum())
+        assert ours == pytest.approx(theirs, rel=1e-10), point
+    # Ji et al.'s CNP (variance at the current prediction) differs away from the nominal point
+    expected = predictor.predict({k: np.array([v]) for k, v in POINTS[2].items()})["total"][0]
+    current = float(stats["cnp_covmat"](data, expected).sum())
+    assert current != pytest.approx(float(stats["cnp_covmat_official"](data, expected).sum()))
+
+
+def test_bad_config_is_refused(experiment: Any) -> None:
+    with pytest.raises(ConfigError, match="fixed by the data release"):
+        experiment.exposure(100.0, 1.0)
+    with pytest.raises(ConfigError, match="546 bins"):
+        experiment.predictor(np.arange(401.0), "concatenated", "official").official  # noqa: B018
+    with pytest.raises(ConfigError, match="normal ordering only"):
+        experiment.with_ordering("inverted")
+
+
+def test_dataset_stage_resumes_after_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted spectra stage keeps its finished chunks; the rerun evaluates only the
+    rest and gives the same arrays as an uninterrupted run (fast JUNO predictor, one worker)."""
+    from oscflow.data import evaluate
+
+    root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA)
+    run_cmd(root, "dvc", "repro", "simulate")
+    args = [f"paths.root_dir={root}", "data=ttrain", "data.spectra.chunk=64"]
+    calls = {"n": 0}
+    task = evaluate._task
+
+    def interrupted(*a: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return task(*a)
+
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))
+    monkeypatch.setattr(evaluate, "_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["spectra", *args])
+    out = root / "data/juno/ttrain/spectra"
+    assert not out.exists()  # nothing half-written where the dataset goes
+    partial = out.with_name(".spectra.partial")
+    assert json.loads((partial / "train.done.json").read_text()) == [0, 64, 128, 192]
+    calls["n"] = -(10**6)
+    main(["spectra", *args])
+    resumed = calls["n"] + 10**6
+    assert resumed == (512 - 256) // 64 + 1 + 1  # the rest of train, val and test
+    assert not partial.exists()
+    first = np.load(out / "train_spectra.npy")
+    monkeypatch.setattr(evaluate, "_task", task)
+    main(["spectra", *args, "data.spectra.chunk=512"])  # another fingerprint: from scratch
+    np.testing.assert_array_equal(np.load(out / "train_spectra.npy"), first)
+
+
+def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dvc stage (2 worker processes) → train → register → validate → fit the real data with
+    the surrogate, with the official model as referee."""
+    root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
+    (root / "conf/data/dyb_tiny.yaml").write_text(json.dumps(DYB_TINY))
+    log = run_cmd(root, "dvc", "repro", "dayabay_spectra")
+    assert "Running stage 'dayabay_spectra'" in log
+    meta = json.loads((root / "data/dayabay/dyb_tiny/spectra/meta.json").read_text())
+    assert meta["experiment"] == "dayabay"
+    assert meta["inputs"] == ["sin2_2th13", "dm2_32"]
+    spectra = np.load(root / "data/dayabay/dyb_tiny/spectra/train_spectra.npy")
+    assert spectra.shape == (256, 546)
+    assert np.all(spectra > 0)
+
+    store = tmp_path / "mlflow"
+    uri = f"sqlite:///{store}/mlflow.db"
+    common = [f"paths.root_dir={root}", f"logger.tracking_uri={uri}", "experiment=dayabay"]
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def cli(*args: str) -> dict[str, Any]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main([*args, "--json"]) == 0
+        return json.loads(out.getvalue().strip().splitlines()[-1])
+
+    trained = cli(
+        "train",
+        *common,
+        "data=dyb_tiny",
+        f"logger.artifact_location={store}/artifacts",
+        f"paths.output_dir={store}/out",
+        "model=pca_mlp",
+        "model.hidden=[64,64]",
+        "model.components=8",
+        "optim=adamw",
+        "trainer.max_epochs=60",
+        "trainer.log_every_n_steps=1",
+        "timing=false",
+    )
+    assert trained["registered_model"] == "dayabay-spectrum"
+    model = f"models:/dayabay-spectrum/{trained['version']}"
+
+    from mlflow.tracking import MlflowClient
+
+    from oscflow.services import validate
+
+    cfg = load("validate", [*common, "data=dyb_tiny", f"model_uri={model}", "n_points=20"])
+    checked = validate.record(cfg, {})
+    assert checked["mc_pairs"] is None
+    assert checked["metrics"]["p99_rel_dev_all"] < 0.05
+    tags = MlflowClient(uri).get_model_version("dayabay-spectrum", trained["version"]).tags
+    assert tags["oscflow.experiment"] == "dayabay"
+    assert tags["oscflow.dataset.name"] == "dyb_tiny"
+    assert "oscflow.validation.max_rel_dev_peak1" in tags
+
+    fit = cli("fit", *common, f"model={model}", "data=real", "referee=true", "plots=false")
+    assert fit["data"]["kind"] == "real"
+    assert fit["statistic"] == "cnp_covmat_official"
+    assert fit["fit"]["valid"]
+    ref = fit["referee"]
+    official = ref["official"]
+    assert official["valid"]
+    assert official["statistic_node"].endswith("full.covmat.chi2cnp")
+    for name in ("sin2_2th13", "dm2_32"):
+        # the tiny network is coarse: within 1σ here; the demo-size one is within 0.02σ
+        assert abs(ref["parameters"][name]["shift_sigma"]) < 1.0
+        # The official node's own fit: its CNP variance depends on the node's evaluation
+        # history (see DayaBayExperiment.statistics), so agreement is checked loosely here.
+        assert ref["parameters"][name]["exact"] == pytest.approx(
+            official["values"][name], abs=0.5 * official["errors"][name]
+        )
+    assert fit["mlflow_run_id"]
