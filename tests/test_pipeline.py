@@ -110,7 +110,7 @@ def test_config_change_reruns_only_the_affected_stages(clone: Path) -> None:
         )
     )
     assert _stages_run(_run(clone, "dvc", "repro", "spectra")) == {"spectra"}
-    assert "up to date" in _run(clone, "dvc", "status")
+    assert "up to date" in _run(clone, "dvc", "status", "spectra")
 
 
 def test_push_to_the_local_remote(clone: Path) -> None:
