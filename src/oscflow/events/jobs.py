@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -87,23 +87,56 @@ def plan(spec: JobSpec, platform: DictConfig) -> Planned:
 VERSION_CONFIG_TAGS = {"oscflow.experiment": "experiment", "oscflow.dataset.name": "data"}
 
 
-def version_overrides(spec: JobSpec) -> list[str]:
+def version_overrides(spec: JobSpec, tracking_uri: str) -> list[str]:
     """``experiment=…`` and ``data=…`` the version was trained with (its tags, set by
     ``oscflow train``), so that a service runs any experiment's model with its own config."""
     try:
-        tags = MlflowClient().get_model_version(spec.model, spec.version).tags
+        tags = MlflowClient(tracking_uri).get_model_version(spec.model, spec.version).tags
     except MlflowException:
         return []  # the service itself reports a missing version
     return [f"{group}={tags[tag]}" for tag, group in VERSION_CONFIG_TAGS.items() if tag in tags]
 
 
+_EXPERIMENTS: dict[tuple[str, str], DictConfig] = {}
+
+
+def version_experiment(spec: JobSpec, platform: DictConfig) -> DictConfig:
+    """The experiment config (conf/experiment/<name>.yaml) the version was trained for."""
+    key = (spec.model, spec.version)
+    if key in _EXPERIMENTS:
+        return _EXPERIMENTS[key]
+    own = version_overrides(spec, str(platform.tracking_uri))
+    experiment = load("platform", own).experiment
+    if own:  # untagged or not (yet) found: the platform's experiment, not kept
+        _EXPERIMENTS[key] = experiment
+    return experiment
+
+
+def experiment_overrides(spec: JobSpec, platform: DictConfig) -> list[str] | None:
+    """The version's experiment's overrides for this service (``experiment.services``), or None
+    if the experiment does not take the service. No ``services`` block: every service, as is."""
+    services = version_experiment(spec, platform).get("services")
+    if services is None:
+        return []
+    if spec.service not in services:
+        return None
+    return [str(o) for o in services[spec.service] or []]
+
+
+def routed(specs: Iterable[JobSpec], platform: DictConfig) -> list[JobSpec]:
+    """The jobs whose service the version's experiment takes, e.g. no JUNO solar-antineutrino
+    sensitivity on a Daya Bay model (conf/experiment/dayabay.yaml)."""
+    return [s for s in specs if experiment_overrides(s, platform) is not None]
+
+
 def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:
     module = load_service(spec.service)
-    own = version_overrides(spec)
+    own = version_overrides(spec, str(platform.tracking_uri))
     keys = {o.partition("=")[0] for o in own}
     overrides = [o for o in platform.service_common if o.partition("=")[0] not in keys]
     overrides += own
     overrides += list(module.promotion_overrides(f"models:/{spec.model}/{spec.version}"))
+    overrides += experiment_overrides(spec, platform) or []
     overrides += list(platform.service_overrides.get(spec.service) or [])
     overrides.append(f"logger.tracking_uri={platform.tracking_uri}")
     cfg = load(module.JOB, overrides)

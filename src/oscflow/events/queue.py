@@ -35,7 +35,9 @@ class Queue:
 
         @huey.task(name="oscflow.process_event")
         def process_event(event: dict[str, Any]) -> list[str]:
-            return [self.enqueue_job(spec) for spec in jobs_for(event, cfg.routing)]
+            from .jobs import routed
+
+            return [self.enqueue_job(spec) for spec in routed(jobs_for(event, cfg.routing), cfg)]
 
         @huey.task(
             name="oscflow.run_job",

@@ -14,13 +14,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from .jobs import done, plan
+from .jobs import done, plan, routed
 from .queue import Queue
 from .routing import JobSpec
 
 
-def expected_jobs(client: MlflowClient, routing: DictConfig) -> list[JobSpec]:
-    """Every job the registry's current state calls for."""
+def expected_jobs(client: MlflowClient, cfg: DictConfig) -> list[JobSpec]:
+    """Every job the registry's current state calls for under the platform's routing."""
+    routing = cfg.routing
     specs: list[JobSpec] = []
     for model in client.search_registered_models():
         name = model.name
@@ -35,7 +36,7 @@ def expected_jobs(client: MlflowClient, routing: DictConfig) -> list[JobSpec]:
             except MlflowException:
                 continue
             specs += [JobSpec(str(s), name, str(target.version)) for s in services]
-    return specs
+    return routed(specs, cfg)
 
 
 def reconcile(queue: Queue) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def reconcile(queue: Queue) -> dict[str, Any]:
     client = MlflowClient(str(cfg.tracking_uri))
     started = time.time()
     enqueued, satisfied, busy, unplannable = [], 0, 0, []
-    for spec in expected_jobs(client, cfg.routing):
+    for spec in expected_jobs(client, cfg):
         try:
             planned = plan(spec, cfg)
         except Exception as exc:  # noqa: BLE001 — a job for it will record the failure

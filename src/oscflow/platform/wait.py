@@ -14,7 +14,7 @@ from ..errors import ConfigError
 
 
 def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
-    from ..events.jobs import done, plan, service_runs
+    from ..events.jobs import done, plan, routed, service_runs
     from ..events.ledger import Ledger
     from ..events.routing import JobSpec
 
@@ -36,7 +36,8 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
             ) from None
         services = list(cfg.routing.on_alias.get(str(cfg.registry.alias)) or [])
     ledger = Ledger(str(cfg.ledger_url))
-    planned = {s: plan(JobSpec(s, name, version), cfg) for s in services}
+    specs = routed((JobSpec(s, name, version) for s in services), cfg)
+    planned = {s.service: plan(s, cfg) for s in specs}
     deadline = time.time() + float(cfg.wait_timeout_s)
     runs: dict[str, Any] = {}
     while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -28,8 +29,16 @@ class PromotionRefused(OscflowError):
     """A version failed a gate and the promotion was not forced."""
 
 
-def _gates(cfg: DictConfig) -> dict[str, Any]:
-    extra = cfg.experiment.get("gates") if "experiment" in cfg else None
+def _gates(cfg: DictConfig, version_tags: Mapping[str, str]) -> dict[str, Any]:
+    """The platform's gates merged with those of the experiment the version was trained for
+    (its ``oscflow.experiment`` tag; else the platform's experiment)."""
+    experiment = cfg.experiment if "experiment" in cfg else None
+    name = version_tags.get("oscflow.experiment")
+    if name and (experiment is None or name != experiment.name):
+        from ..config import load
+
+        experiment = load("platform", [f"experiment={name}"]).experiment
+    extra = experiment.get("gates") if experiment is not None else None
     container = OmegaConf.to_container(cfg.gates, resolve=True)
     extra_c = OmegaConf.to_container(extra, resolve=True) if extra is not None else None
     return gate_config(container, extra_c)  # type: ignore[arg-type]
@@ -63,7 +72,7 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
         )
     client = MlflowClient(str(cfg.tracking_uri))
     mv = _version(client, name, version)
-    results = evaluate(mv.tags, _gates(cfg))
+    results = evaluate(mv.tags, _gates(cfg, mv.tags))
     failed = [r for r in results if not r.passed]
     report = [r.describe() for r in results]
     if failed and not reg.force:
@@ -120,12 +129,12 @@ def show(cfg: DictConfig) -> dict[str, Any]:
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
-    gates = _gates(cfg)
     experiments = [e.experiment_id for e in client.search_experiments()]
     versions = []
     for mv in sorted(
         client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)
     ):
+        gates = _gates(cfg, mv.tags)
         runs = client.search_runs(
             experiments,
             f"tags.`oscflow.model.name` = '{name}' and tags.`oscflow.model.version` = '{mv.version}'",

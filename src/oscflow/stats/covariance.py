@@ -32,18 +32,11 @@ class CNPCovariance:
     """Per-bin terms of the CNP + systematic-covariance χ², broadcast over leading axes.
 
     ``syst`` is the (K, K) systematic covariance or a callable returning it (fetched on first
-    use: for Daya Bay it comes from building the official model). ``theory``, if given (array
-    or callable), fixes the μ of the CNP variance to that prediction instead of the current one.
+    use: for Daya Bay it comes from building the official model).
     """
 
-    def __init__(
-        self,
-        syst: ArrayLike | Callable[[], ArrayLike],
-        theory: ArrayLike | Callable[[], ArrayLike] | None = None,
-    ) -> None:
+    def __init__(self, syst: ArrayLike | Callable[[], ArrayLike]) -> None:
         self._syst = syst
-        self._theory = theory
-        self._fixed: FloatArray | None = None
         self._matrix: FloatArray | None = None
 
     @property
@@ -56,13 +49,6 @@ class CNPCovariance:
                 raise ValueError(msg)
             self._matrix = m
         return self._matrix
-
-    @property
-    def fixed_theory(self) -> FloatArray | None:
-        if self._theory is not None and self._fixed is None:
-            raw = self._theory() if callable(self._theory) else self._theory
-            self._fixed = np.asarray(raw, dtype=np.float64)
-        return self._fixed
 
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
         n = np.asarray(data, dtype=np.float64)
@@ -79,8 +65,7 @@ class CNPCovariance:
         out = np.empty_like(flat_n)
         for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
             v = self.syst.copy()
-            theory = mi if self.fixed_theory is None else self.fixed_theory
-            v[np.diag_indices_from(v)] += cnp_variance(ni, theory)
+            v[np.diag_indices_from(v)] += cnp_variance(ni, mi)
             r = mi - ni
             out[i] = r * cho_solve(cho_factor(v, lower=True, check_finite=False), r)
         return out.reshape(n.shape)

@@ -163,22 +163,11 @@ class DayaBayExperiment(Experiment):
         return self.official().real_data(), f"dayabay-data-official {version}"
 
     def statistics(self) -> dict[str, covariance.TermsFn]:
-        """The official covariance-matrix CNP χ² (``statistic.full.covmat.chi2cnp``).
-
-        ``cnp_covmat_official``: what the official node computes during a fit. Its CNP variance
-        is not re-evaluated when the parameters change (dag-modelling 0.14 / dayabay-model
-        1.7.1: the node chain statistic.staterr.cnp_variance → covmat_full_cnp → Cholesky is
-        not re-tainted): it stays at the prediction of its first evaluation, the nominal point
-        in the official fit. ``cnp_covmat``: the CNP variance at the current prediction (Ji et
-        al.'s definition). Both take the systematic covariance at the nominal point.
-        """
+        """``cnp_covmat``: the official covariance-matrix CNP χ² (``statistic.full.covmat.chi2cnp``:
+        CNP variance of the current prediction plus the systematic covariance of the nominal
+        point), reproduced in numpy so that any predictor can be fitted with it."""
         official = self.official
-        return {
-            "cnp_covmat_official": covariance.CNPCovariance(
-                lambda: official().systematic_covariance(), lambda: official().spectrum({})
-            ),
-            "cnp_covmat": covariance.CNPCovariance(lambda: official().systematic_covariance()),
-        }
+        return {"cnp_covmat": covariance.CNPCovariance(lambda: official().systematic_covariance())}
 
     def own_fit(
         self, kind: str, start: Mapping[str, float], steps: Mapping[str, float]

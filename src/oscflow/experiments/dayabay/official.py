@@ -83,6 +83,7 @@ class OfficialModel:
         self._all = {k: storage[f"{FREE}.{k}"] for k in sorted(free)}
         self.nominal_free = {k: float(p.value) for k, p in self._all.items()}
         self._spectrum = storage[SPECTRUM]
+        self._covariance_ready = False
 
     def reset(self) -> None:
         """Every free parameter back to the model's nominal value."""
@@ -101,7 +102,17 @@ class OfficialModel:
         return np.array(self._spectrum.data, dtype=np.float64)
 
     def statistic(self, key: str, values: Mapping[str, float]) -> float:
-        """The official model's own statistic node ``outputs.statistic.<key>`` at ``values``."""
+        """The official model's own statistic node ``outputs.statistic.<key>`` at ``values``.
+
+        The systematic covariance is computed first (:meth:`systematic_covariance`): if its
+        Jacobian were computed inside the first evaluation of a statistic node, its parameter
+        steps would taint ``statistic.staterr.cnp_variance`` while ``covariance.covmat_full_cnp``
+        is mid-evaluation, leaving a tainted parent under an untainted child, so that lazy
+        propagation stops there for good and the node keeps the CNP variance of its first
+        point (dag-modelling 0.14.4 / dayabay-model 1.7.1). Computed first, the node is the χ²
+        its graph defines: CNP variance of the current prediction (tests/test_dayabay.py).
+        """
+        self._compute_covariance()
         self.reset()
         self.set(values)
         return float(self.model.storage[f"outputs.statistic.{key}"].data[0])
@@ -122,8 +133,14 @@ class OfficialModel:
         """Covariance (K, K) of all systematic groups, as the official model computed it at its
         nominal point (the ``covmat`` statistics use it frozen: it is computed, from the
         Jacobian of every constrained parameter, on first access, so at the nominal point)."""
-        self.reset()
+        self._compute_covariance()
         return np.array(self.model.storage[SYST_COVARIANCE].data, dtype=np.float64)
+
+    def _compute_covariance(self) -> None:
+        if not self._covariance_ready:
+            self.reset()
+            self.model.storage[SYST_COVARIANCE].touch()
+            self._covariance_ready = True
 
     def segments(self) -> list[str]:
         """``detector.period`` of each concatenated block, in order."""
@@ -149,7 +166,6 @@ class OfficialModel:
 
         names = list(start)
         t0 = time.perf_counter()
-        self.statistic(statistic, {})  # the covariance is computed here, at the nominal point
 
         def cost(x: Any) -> float:
             return self.statistic(statistic, dict(zip(names, x, strict=True)))

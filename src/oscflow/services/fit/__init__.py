@@ -29,16 +29,11 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
 
 
 def promotion_overrides(model_uri: str) -> list[str]:
-    """A promoted version's fit: Asimov data at the experiment's `params` point (PDG 2022) for
-    the nominal exposure (6 years, conf/experiment/juno.yaml), the surrogate beside the exact
-    model (referee), both orderings."""
-    return [
-        f"model_uri={model_uri}",
-        "predictor=surrogate",
-        "fit/observation=asimov",
-        "referee=true",
-        "orderings=true",
-    ]
+    """A promoted version's fit: the surrogate beside the exact model (referee) on the
+    experiment's default observation and orderings (conf/fit.yaml, conf/fit/experiment/): for
+    JUNO Asimov data at PDG 2022 for the nominal 6 years, both orderings; for Daya Bay the
+    released data."""
+    return [f"model_uri={model_uri}", "predictor=surrogate", "referee=true"]
 
 
 __all__ = ["JOB", "FitNotConverged", "fit", "promotion_overrides", "record"]
