@@ -239,16 +239,19 @@ def test_intake_persists_then_answers_and_refuses_replays(intake: dict[str, Any]
 
 
 @pytest.mark.parametrize("service", ["validate", "fit", "sensitivity"])
-def test_service_config_hash_is_stable_across_processes_and_time(service: str) -> None:
+def test_service_config_hash_is_stable_across_processes_and_time(
+    service: str, tmp_path: Path
+) -> None:
     """Idempotency keys on the config hash: it must not depend on when it is computed
     (timestamped output directories) or on where results are written."""
     from oscflow.events.jobs import _compose
     from oscflow.events.routing import JobSpec
 
-    cfg = load("platform", [])
+    registry = f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"  # no such version: no tags
+    cfg = load("platform", [registry])
     first = _compose(JobSpec(service, "juno-spectrum", "1"), cfg)[1]
     time.sleep(1.1)
     assert _compose(JobSpec(service, "juno-spectrum", "1"), cfg)[1] == first
-    moved = load("platform", ["paths.root_dir=/elsewhere"])
+    moved = load("platform", [registry, "paths.root_dir=/elsewhere"])
     assert _compose(JobSpec(service, "juno-spectrum", "1"), moved)[1] == first
     assert _compose(JobSpec(service, "juno-spectrum", "2"), cfg)[1] != first

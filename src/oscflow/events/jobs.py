@@ -97,25 +97,26 @@ def version_overrides(spec: JobSpec, tracking_uri: str) -> list[str]:
     return [f"{group}={tags[tag]}" for tag, group in VERSION_CONFIG_TAGS.items() if tag in tags]
 
 
-_EXPERIMENTS: dict[tuple[str, str], DictConfig] = {}
+_VERSIONS: dict[tuple[str, str], tuple[list[str], DictConfig]] = {}
 
 
-def version_experiment(spec: JobSpec, platform: DictConfig) -> DictConfig:
-    """The experiment config (conf/experiment/<name>.yaml) the version was trained for."""
+def version_config(spec: JobSpec, platform: DictConfig) -> tuple[list[str], DictConfig]:
+    """The version's :func:`version_overrides` and its experiment's config
+    (conf/experiment/<name>.yaml); untagged or not (yet) found: the platform's, not kept."""
     key = (spec.model, spec.version)
-    if key in _EXPERIMENTS:
-        return _EXPERIMENTS[key]
+    if key in _VERSIONS:
+        return _VERSIONS[key]
     own = version_overrides(spec, str(platform.tracking_uri))
-    experiment = load("platform", own).experiment
-    if own:  # untagged or not (yet) found: the platform's experiment, not kept
-        _EXPERIMENTS[key] = experiment
-    return experiment
+    found = own, (load("platform", own).experiment if own else platform.experiment)
+    if own:
+        _VERSIONS[key] = found
+    return found
 
 
 def experiment_overrides(spec: JobSpec, platform: DictConfig) -> list[str] | None:
     """The version's experiment's overrides for this service (``experiment.services``), or None
     if the experiment does not take the service. No ``services`` block: every service, as is."""
-    services = version_experiment(spec, platform).get("services")
+    services = version_config(spec, platform)[1].get("services")
     if services is None:
         return []
     if spec.service not in services:
@@ -131,7 +132,7 @@ def routed(specs: Iterable[JobSpec], platform: DictConfig) -> list[JobSpec]:
 
 def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:
     module = load_service(spec.service)
-    own = version_overrides(spec, str(platform.tracking_uri))
+    own = version_config(spec, platform)[0]
     keys = {o.partition("=")[0] for o in own}
     overrides = [o for o in platform.service_common if o.partition("=")[0] not in keys]
     overrides += own
