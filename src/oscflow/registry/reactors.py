@@ -5,7 +5,8 @@ and scaling its counts from its reference exposure to any other (``predict`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,18 +74,41 @@ def float64_evaluator(surrogate: FastSurrogate) -> Any:
 
         def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-            for kind, a, b in chain:
-                t = torch.addmm(b, t, a) if kind == "linear" else t.relu()
+            with _threads_for(t.shape[0]):
+                for kind, a, b in chain:
+                    t = torch.addmm(b, t, a) if kind == "linear" else t.relu()
             return t.numpy()
 
         return evaluate
     module = copy.deepcopy(fn).double().eval()
 
     def evaluate_module(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        with torch.no_grad():
-            return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        with torch.no_grad(), _threads_for(t.shape[0]):
+            return module(t).numpy()
 
     return evaluate_module
+
+
+SMALL_BATCH = 64
+
+
+@contextlib.contextmanager
+def _threads_for(batch: int) -> Iterator[None]:
+    """One torch thread for a fit's small batches: intra-op threads gain nothing there, and
+    their spinning pool slows the BLAS that the statistic uses next (a Daya Bay χ² evaluation,
+    546×546 Cholesky included, 12 ms → 5 ms on 2 cores; benchmarks/bench_dayabay.py)."""
+    import torch
+
+    n = torch.get_num_threads()
+    if batch > SMALL_BATCH or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class SurrogateReactors:

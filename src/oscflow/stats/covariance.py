@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import lapack
 
 FloatArray = NDArray[np.float64]
 TermsFn = Callable[[ArrayLike, ArrayLike], FloatArray]
@@ -65,9 +65,13 @@ class CNPCovariance:
         out = np.empty_like(flat_n)
         for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
             v = self.syst.copy()
-            v[np.diag_indices_from(v)] += cnp_variance(ni, mi)
+            v.flat[:: v.shape[0] + 1] += cnp_variance(ni, mi)
+            factor, info = lapack.dpotrf(v, lower=1, clean=0, overwrite_a=1)
+            if info != 0:
+                msg = f"CNP + systematic covariance is not positive definite (LAPACK info {info})"
+                raise ValueError(msg)
             r = mi - ni
-            out[i] = r * cho_solve(cho_factor(v, lower=True, check_finite=False), r)
+            out[i] = r * lapack.dpotrs(factor, r, lower=1)[0]
         return out.reshape(n.shape)
 
 
