@@ -34,6 +34,8 @@ def _run_name(cfg: DictConfig, n_params: int) -> str:
     m = cfg.model
     if m.name == "seed_mlp":
         shape = "x".join(str(h) for h in m.hidden)
+        if m.get("activation", "relu") != "relu":
+            shape += f"-{m.activation}"
     elif m.name == "resmlp":
         shape = f"w{m.width}d{m.depth}"
     elif m.name == "pca_mlp":

@@ -53,41 +53,20 @@ def resolve_version(uri: str) -> ModelVersion:
 
 
 def float64_evaluator(surrogate: FastSurrogate) -> Any:
-    """The surrogate's network in float64: x (B, n_in) float64 → counts (B, K) float64.
-
-    Fits need a smooth cost: float32 arithmetic makes χ² jitter by ~1e-4 at χ² ≈ 400, above
-    MIGRAD's EDM goal, so toy fits stop "above max EDM". The same weights (with the scalings
-    folded as ``FastSurrogate`` folds them) are evaluated in double precision; a network that
-    ``FastSurrogate`` does not fold is evaluated as a double-precision copy of the module.
-    """
-    import copy
-
+    """The surrogate's network in float64 (``FastSurrogate.float64``) on numpy arrays:
+    x (B, n_in) float64 → counts (B, K) float64, with one torch thread for small batches."""
     import torch
 
-    fn = surrogate._fn  # FastSurrogate's folded chain or its module (oscflow.surrogate.model)
-    ops = getattr(fn, "ops", None)
-    if ops is not None and all(kind in ("linear", "relu") for kind, _, _ in ops):
-        chain = [
-            (kind, None if a is None else a.double(), None if b is None else b.double())
-            for kind, a, b in ops
-        ]
+    fn = surrogate.float64()
 
-        def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-            with _threads_for(t.shape[0]):
-                for kind, a, b in chain:
-                    t = torch.addmm(b, t, a) if kind == "linear" else t.relu()
-            return t.numpy()
-
-        return evaluate
-    module = copy.deepcopy(fn).double().eval()
-
-    def evaluate_module(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        with torch.no_grad(), _threads_for(t.shape[0]):
-            return module(t).numpy()
+        if surrogate.device.type != "cpu":
+            t = t.to(surrogate.device)
+        with _threads_for(t.shape[0]):
+            return fn(t).cpu().numpy()
 
-    return evaluate_module
+    return evaluate
 
 
 SMALL_BATCH = 64

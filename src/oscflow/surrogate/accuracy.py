@@ -8,15 +8,19 @@ re-simulation. Metrics (relative deviation d = pred/true − 1 per bin):
 - ``artefact_rms_median`` / ``artefact_rms_max``: seed 001's "oscillatory artefacts": the RMS of
   the bin-to-bin wiggle of d, i.e. d minus its running mean over ``window`` bins, over the
   ≥ 1 %-of-peak bins, per spectrum (median and max over spectra). A smooth normalisation or
-  slope error does not count; a ripple does.
+  slope error does not count; a ripple does;
+- ``fit_bias_max_sigma`` / ``fit_bias_rms_sigma`` (``fit_bias``): what the error does to a fit,
+  the linearised shift of each parameter's best fit in units of its statistical error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ..stats import bias
 
 PEAK_FRACTION = 0.01
 
@@ -76,3 +80,21 @@ def evaluate(
         ]
     )
     return accuracy_metrics(preds, np.asarray(spectra)), preds
+
+
+def fit_bias(
+    predict: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    params: NDArray[np.floating],
+    truth: NDArray[np.floating],
+    pred: NDArray[np.floating],
+    sigmas: Mapping[str, float],
+    step: float = 0.1,
+) -> dict[str, float]:
+    """Linearised shift of an Asimov fit caused by the surrogate's error, in units of each
+    parameter's statistical error (``oscflow.stats.bias``), at every point of ``params``
+    (columns in the order of ``sigmas``), at the spectra's own exposure. ``predict`` gives the
+    Jacobian by central differences of ``step``·σ (σ: the experiment's parameter uncertainty)."""
+    names = list(sigmas)
+    steps = [step * float(sigmas[k]) for k in names]
+    shifts = bias.fit_bias(predict, np.asarray(params, dtype=np.float64), truth, pred, steps)
+    return bias.fit_bias_metrics(shifts, names)

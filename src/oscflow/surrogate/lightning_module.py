@@ -73,6 +73,7 @@ class SurrogateModule(L.LightningModule):
             msg = f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
             raise ValueError(msg)
         scheduler = cfg.pop("scheduler", None)
+        cfg.pop("pct_start", None)
         optimizer = OPTIMIZERS[name](self.surrogate.net.parameters(), **cfg)
         if scheduler in (None, "none"):
             return optimizer
@@ -83,13 +84,26 @@ class SurrogateModule(L.LightningModule):
                 "optimizer": optimizer,
                 "lr_scheduler": {"scheduler": sched, "interval": "epoch"},
             }
+        if scheduler == "onecycle":
+            # Smith & Topin (2019): warm up to ``lr`` over ``pct_start`` of the steps, then
+            # cosine-anneal to lr/(div_factor·final_div_factor); stepped per batch.
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=cfg["lr"],
+                total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
+                pct_start=float(self.optim_cfg.get("pct_start", 0.05)),
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": sched, "interval": "step"},
+            }
         if scheduler == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
             return {
                 "optimizer": optimizer,
                 "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"},
             }
-        msg = f"unknown scheduler {scheduler!r}; use none, cosine or plateau"
+        msg = f"unknown scheduler {scheduler!r}; use none, cosine, onecycle or plateau"
         raise ValueError(msg)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
