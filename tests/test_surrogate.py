@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,25 @@ def test_batch_sampler_is_seeded_and_shards_by_rank() -> None:
     assert len(ranks[0]) == len(ranks[1]) == 3
     seen = [i for r in ranks for batch in r for i in batch.tolist()]
     assert len(seen) == len(set(seen)) == 96
+
+
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+def test_float64_path_equals_the_float32_module_and_returns_fresh_arrays(activation) -> None:
+    """Fits evaluate the same folded network in double precision (FastSurrogate.float64);
+    every activation is supported, and one call's result survives the next call."""
+    spec = dataclasses.replace(
+        _spec("seed_mlp"), options={"hidden": [64, 64], "activation": activation}
+    )
+    model = SpectrumSurrogate(spec, _fake_spectra(64, 400)).eval()
+    fast = FastSurrogate(model)
+    f64 = fast.float64()
+    lo, hi = np.array(RANGES).T
+    x = lo + (hi - lo) * np.random.default_rng(3).random((5, 4))
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
+    first = f64(torch.from_numpy(x))
+    kept = first.clone()
+    f64(torch.from_numpy(x[::-1].copy()))
+    assert first.dtype == torch.float64
+    assert torch.equal(first, kept)
+    np.testing.assert_allclose(first.numpy(), ref, rtol=1e-4, atol=1e-3)

@@ -84,10 +84,11 @@ def test_run_records_params_metrics_tags_inputs_and_artifacts(trained, repo: Pat
     client = _client(tmp)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "seed_mlp-32x32-14k"
+    assert run.info.run_name == "seed_mlp-32x32-silu-14k"
     p = run.data.params
     assert p["model.name"] == "seed_mlp"
-    assert p["optim.lr"] == "0.02"
+    assert p["optim.lr"] == "0.002"
+    assert p["optim.scheduler"] == "onecycle"
     assert p["model.hidden"] == "[32, 32]"
     assert p["experiment.cores.0.power_gw"] == "2.9"
     history = client.get_metric_history(run.info.run_id, "val_loss")
@@ -101,6 +102,8 @@ def test_run_records_params_metrics_tags_inputs_and_artifacts(trained, repo: Pat
         "latency_single_s",
         "throughput_per_s",
         "train_seconds",
+        "fit_bias_max_sigma",
+        "fit_bias_max_sigma.dm2_32",
     ):
         assert key in run.data.metrics
     md5 = dvc_md5s(repo)["data/juno/ttrain/spectra"]
@@ -131,6 +134,7 @@ def test_registered_version_leads_back_to_the_dataset(trained, repo: Path) -> No
     version = client.get_model_version("juno-spectrum", result["version"])
     tags = version.tags
     assert tags["oscflow.training_run"] == result["run_id"]
+    assert float(tags["oscflow.metric.fit_bias_max_sigma"]) > 0  # the gate's training value
     run = client.get_run(tags["oscflow.training_run"])
     assert tags["oscflow.dataset.spectra_md5"] == dvc_md5s(repo)["data/juno/ttrain/spectra"]
     assert run.data.tags["oscflow.config_hash"] == tags["oscflow.config_hash"]

@@ -136,7 +136,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
     from .plots.accuracy import plot_prediction_vs_truth
     from .registry import log_and_register
-    from .surrogate.accuracy import evaluate
+    from .surrogate.accuracy import evaluate, fit_bias
     from .surrogate.datamodule import SpectraDataModule
     from .surrogate.lightning_module import SurrogateModule
     from .surrogate.model import FastSurrogate, SpectrumSurrogate, SurrogateSpec
@@ -280,6 +280,16 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         fast = FastSurrogate(surrogate)
         test_params, test_spectra = dm.split("test")
         metrics, preds = evaluate(fast.predict, test_params, test_spectra)
+        f64 = fast.float64()
+        metrics.update(
+            fit_bias(
+                lambda x: f64(torch.from_numpy(x)).numpy(),
+                test_params,
+                test_spectra,
+                preds,
+                {k: float(cfg.experiment.parameters[k].sigma) for k in spec.inputs},
+            )
+        )
         metrics["train_seconds"] = train_seconds
         metrics["n_parameters"] = float(n_params)
         metrics["epochs"] = float(trainer.current_epoch)
@@ -333,6 +343,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
                     "p99_rel_dev_peak1",
                     "max_rel_dev_all",
                     "artefact_rms_median",
+                    "fit_bias_max_sigma",
                 )
             },
         }

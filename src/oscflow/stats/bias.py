@@ -3,7 +3,7 @@
 For Poisson (or Pearson-χ²) fits of counts with expectation μ(θ) and Jacobian J = ∂μ/∂θ, an
 error δ in the predicted spectrum shifts the Asimov best fit, to first order in δ, by
 
-    Δθ = F⁻¹ Jᵀ W δ,  F = Jᵀ W J,  W = diag(1/μ)
+    Δθ = −F⁻¹ Jᵀ W δ,  F = Jᵀ W J,  W = diag(1/μ)
 
 (the Gauss–Newton step of the likelihood around the truth; e.g. G. Cowan, *Statistical Data
 Analysis*, OUP 1998, §7.5, least squares with a biased model). F⁻¹ is the Cramér–Rao
@@ -25,13 +25,15 @@ FloatArray = NDArray[np.float64]
 
 def shift_in_sigma(jacobian: ArrayLike, expected: ArrayLike, deviation: ArrayLike) -> FloatArray:
     """Δθ/σ(θ) per parameter for one point: ``jacobian`` (K, P), ``expected`` μ (K, counts),
-    ``deviation`` δ = model − truth (K, counts). Bins with μ ≤ 0 carry no information."""
+    ``deviation`` δ = model − truth (K, counts). A model that predicts too much where raising θ
+    would (δ ∥ J) pulls the fit down: Δθ has the opposite sign. Bins with μ ≤ 0 carry no
+    information."""
     j = np.asarray(jacobian, dtype=np.float64)
     mu = np.asarray(expected, dtype=np.float64)
     w = np.divide(1.0, mu, out=np.zeros_like(mu), where=mu > 0)
     fisher = j.T @ (w[:, None] * j)
     cov = np.linalg.inv(fisher)
-    shift = cov @ (j.T @ (w * np.asarray(deviation, dtype=np.float64)))
+    shift = -cov @ (j.T @ (w * np.asarray(deviation, dtype=np.float64)))
     return shift / np.sqrt(np.diag(cov))
 
 
