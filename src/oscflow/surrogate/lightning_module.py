@@ -19,6 +19,18 @@ class NonFiniteLossError(OscflowError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class ResumableOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
+    """OneCycleLR whose cycle length is the current run's: a checkpoint's state (step count,
+    learning rates) is restored, but not its ``total_steps``, so resuming with a larger
+    ``trainer.max_epochs`` stretches the cycle to the new total instead of failing with
+    "Tried to step … times"."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        total, phases = self.total_steps, self._schedule_phases
+        super().load_state_dict(state_dict)
+        self.total_steps, self._schedule_phases = total, phases
+
+
 class SurrogateModule(L.LightningModule):
     def __init__(self, surrogate: SpectrumSurrogate, optim: Mapping[str, Any]) -> None:
         super().__init__()
@@ -87,7 +99,7 @@ class SurrogateModule(L.LightningModule):
         if scheduler == "onecycle":
             # Smith & Topin (2019): warm up to ``lr`` over ``pct_start`` of the steps, then
             # cosine-anneal to lr/(div_factor·final_div_factor); stepped per batch.
-            sched = torch.optim.lr_scheduler.OneCycleLR(
+            sched = ResumableOneCycleLR(
                 optimizer,
                 max_lr=cfg["lr"],
                 total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
