@@ -136,6 +136,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
     from .plots.accuracy import plot_prediction_vs_truth
     from .registry import log_and_register
+    from .registry.reactors import float64_evaluator
     from .surrogate.accuracy import evaluate, fit_bias
     from .surrogate.datamodule import SpectraDataModule
     from .surrogate.lightning_module import SurrogateModule
@@ -280,10 +281,9 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         fast = FastSurrogate(surrogate)
         test_params, test_spectra = dm.split("test")
         metrics, preds = evaluate(fast.predict, test_params, test_spectra)
-        f64 = fast.float64()
         metrics.update(
             fit_bias(
-                lambda x: f64(torch.from_numpy(x)).numpy(),
+                float64_evaluator(fast),
                 test_params,
                 test_spectra,
                 preds,

@@ -85,7 +85,7 @@ class SurrogateModule(L.LightningModule):
             msg = f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
             raise ValueError(msg)
         scheduler = cfg.pop("scheduler", None)
-        cfg.pop("pct_start", None)
+        pct_start = float(cfg.pop("pct_start", 0.05))
         optimizer = OPTIMIZERS[name](self.surrogate.net.parameters(), **cfg)
         if scheduler in (None, "none"):
             return optimizer
@@ -103,7 +103,7 @@ class SurrogateModule(L.LightningModule):
                 optimizer,
                 max_lr=cfg["lr"],
                 total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
-                pct_start=float(self.optim_cfg.get("pct_start", 0.05)),
+                pct_start=pct_start,
             )
             return {
                 "optimizer": optimizer,

@@ -279,23 +279,23 @@ class _AddmmChain:
             else:
                 self.ops.append(("act", layer.eval().requires_grad_(False), None))
         self._buffers: dict[tuple[int, torch.device], list[torch.Tensor]] = {}
+        self.max_buffered = self.MAX_BUFFERED_BATCH
 
     def double(self) -> _AddmmChain:
         """A float64 copy (activation modules are stateless here, copied and cast) that
         returns fresh tensors: callers keep its results (a fit's previous prediction)."""
-        twin = object.__new__(_AddmmChain)
+        twin = copy.copy(self)
         twin.ops = [
             (kind, a.double(), b.double())
             if kind == "linear"
             else (kind, copy.deepcopy(a).double() if a is not None else None, None)
             for kind, a, b in self.ops
         ]
-        twin._buffers = {}
-        twin.MAX_BUFFERED_BATCH = 0
+        twin._buffers, twin.max_buffered = {}, 0
         return twin
 
     def _outputs(self, n: int, device: torch.device) -> list[torch.Tensor] | None:
-        if n > self.MAX_BUFFERED_BATCH:
+        if n > self.max_buffered:
             return None
         key = (n, device)
         if key not in self._buffers:
