@@ -2,8 +2,11 @@
 
 A delivery is accepted (202) only when it is small enough, signed with our secret (constant-time
 check), fresh (|now − timestamp| ≤ ``intake.max_age_s``), not seen before (delivery id), a
-routable event, and persisted to the queue; anything else gets a 4xx (5xx if the queue is
-unavailable, so MLflow retries) with the reason as JSON ``{"error": ...}``."""
+routable event with fields of the right types, and persisted to the queue; anything else gets
+a 4xx with the reason as JSON ``{"error": ...}`` — a 4xx also for a delivery we fail to process
+for an unexpected reason (MLflow's retry would fail the same way; the reconciler catches up on
+the registry's state). The one 5xx is 503 when the queue or ledger is unavailable: the delivery
+was not kept, and MLflow's retry should bring it again."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,7 +43,15 @@ def read_secret(cfg: DictConfig) -> str:
     return path.read_text().strip()
 
 
+UNEXPECTED = "cannot process this delivery"
+MAX_REASON = 500
+
+
 def _error(status: int, reason: str) -> JSONResponse:
+    """``{"error": reason}``, the reason made safe to encode (no lone surrogates) and short."""
+    reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 3] + "..."
     log.warning("rejected delivery: %s %s", status, reason)
     return JSONResponse({"error": reason}, status_code=status)
 
@@ -50,8 +63,21 @@ def create_app(cfg: DictConfig, queue: Queue | None = None) -> Starlette:
     max_age = float(cfg.intake.max_age_s)
 
     async def receive(request: Request) -> JSONResponse:
+        try:
+            return await _receive(request)
+        except Exception as exc:  # a 4xx, not a 500 that MLflow would retry in vain
+            log.exception("delivery failed unexpectedly")
+            return _error(
+                400,
+                f"{UNEXPECTED} ({type(exc).__name__}: {exc}); it was not kept, the reconciler "
+                "will enqueue what the registry asks for",
+            )
+
+    async def _receive(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not declared.isdigit():
+            return _error(400, f"invalid Content-Length header {declared[:40]!r}")
+        if declared is not None and int(declared) > limit:
             return _error(413, f"body larger than {limit} bytes")
         body = b""
         async for chunk in request.stream():
@@ -67,7 +93,11 @@ def create_app(cfg: DictConfig, queue: Queue | None = None) -> Starlette:
         except EventError as exc:
             return _error(400, str(exc))
         event["delivery_id"] = delivery_id
-        if not queue.ledger.record_event(delivery_id, event, "webhook"):
+        try:
+            fresh = queue.ledger.record_event(delivery_id, event, "webhook")
+        except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
+            return _error(503, f"queue unavailable (ledger: {exc})")
+        if not fresh:
             return _error(409, f"delivery {delivery_id} was already accepted (replay)")
         try:
             task_id = queue.enqueue_event(event)

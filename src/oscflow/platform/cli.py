@@ -1,7 +1,8 @@
 """Platform commands of ``oscflow`` (their arguments are positional words, options and
 ``key=value`` overrides of ``conf/platform.yaml``):
 
-  oscflow up | down | status [--json]        the local stack (stack=team: team backends)
+  oscflow up | down | status [--json]        the local stack (stack=team: team backends);
+                                             later commands use the settings `up` saved
   oscflow intake | worker                              one part, in the foreground
   oscflow reconcile [--json]                           one reconciler pass
   oscflow register-webhook                             create/update the MLflow webhook
@@ -106,7 +107,10 @@ def _run(command: str, action: str | None, cfg: Any, overrides: list[str]) -> di
     if command == "down":
         return stack.down(cfg)
     if command == "status":
-        return stack.status(cfg)
+        return stack.status(cfg, overrides)
+    if command not in ("intake", "worker"):  # `up` gives those two the stack's overrides
+        # the stack `up` saved, not whatever this command's defaults say
+        cfg, overrides = stack.resolve(cfg, overrides, command)
     if command == "register-webhook":
         return stack.register_webhook(cfg)
     if command == "intake":
@@ -140,6 +144,10 @@ def _human(command: str, action: str | None, result: dict[str, Any]) -> str:
 
     if command == "status":
         return stack.format_status(result)
+    if command == "down":
+        return "oscflow down\n" + "\n".join(
+            f"  {k:<7} {v}" for k, v in result["components"].items()
+        )
     if command == "up":
         parts = "\n".join(f"  {k:<7} {v}" for k, v in result["components"].items())
         return (

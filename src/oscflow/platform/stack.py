@@ -4,20 +4,30 @@
 ``up`` starts, in order and each only if not already running: the MLflow server (with the
 webhook environment MLflow needs: a Fernet key to encrypt webhook secrets, http allowed, private
 addresses allowed for a loopback receiver), the intake, the worker; then registers (or updates)
-the webhook with the secret kept in ``state_dir/webhook_secret`` (mode 0600)."""
+the webhook with the secret kept in ``state_dir/webhook_secret`` (mode 0600).
+
+The stack's resolved settings (ports, hosts, backend URIs with passwords masked, stack kind)
+and the overrides ``up`` was given are saved in ``state_dir/stack.json`` (atomically, mode
+0600). While any part of the stack runs, ``up``, ``status``, ``down`` and the commands that
+talk to the stack use those settings (a command's own overrides on top), and refuse overrides
+that would change them: one stack, one set of settings, until ``oscflow down``."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import OscflowError
 from . import processes
@@ -25,6 +35,25 @@ from .secrets import fernet_key, private_file
 
 COMPONENTS = ("mlflow", "intake", "worker")
 EVENTS = ("model_version.created", "model_version_alias.created")
+STACK_FILE = "stack.json"
+DEFAULT_KIND = "local"  # conf/platform.yaml's default `stack`
+# The settings that make a stack what it is: saved by `up`, compared on every later command.
+SETTING_KEYS = (
+    "mlflow.host",
+    "mlflow.port",
+    "mlflow.workers",
+    "mlflow.backend_store_uri",
+    "mlflow.artifacts_destination",
+    "mlflow.app_name",
+    "intake.host",
+    "intake.port",
+    "intake.path",
+    "intake.public_url",
+    "intake.webhook_name",
+    "queue.backend",
+    "queue.name",
+    "ledger_url",
+)
 
 
 class StackError(OscflowError):
@@ -94,6 +123,180 @@ def _mlflow_cmd(cfg: DictConfig) -> list[str]:
     if m.app_name:
         cmd += ["--app-name", str(m.app_name)]
     return cmd
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(base: Sequence[str], top: Sequence[str]) -> list[str]:
+    """``base`` then ``top``, where an override in ``top`` replaces ``base``'s for its key."""
+    keys = {_override_key(o) for o in top}
+    return [o for o in base if _override_key(o) not in keys] + list(top)
+
+
+def stack_kind(overrides: Sequence[str]) -> str:
+    """The ``stack`` config group the overrides select (``local`` unless ``stack=...``)."""
+    kind = DEFAULT_KIND
+    for o in overrides:
+        if _override_key(o) == "stack" and "=" in o:
+            kind = o.split("=", 1)[1]
+    return kind
+
+
+def _mask(uri: str) -> str:
+    """``uri`` with its password, if any, replaced by ``***`` (what stack.json may hold)."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+SECRET_SUFFIXES = ("secret", "password", "token")
+MASK = "***"
+
+
+def mask_override(override: str) -> str:
+    """``override`` as stack.json may keep it: the value of a ``*secret``/``*password``/
+    ``*token`` key, or a URI's password, replaced by ``***``."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    if _override_key(override).rsplit(".", 1)[-1].lower().endswith(SECRET_SUFFIXES):
+        return f"{key}={MASK}"
+    bare = value.strip("'\"")
+    masked = _mask(bare)
+    return override if masked == bare else f"{key}={masked}"
+
+
+def stack_settings(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved settings of the stack ``cfg`` describes (paths absolute, passwords masked)."""
+    out: dict[str, Any] = {"stack": stack_kind(overrides)}
+    for key in SETTING_KEYS:
+        out[key] = OmegaConf.select(cfg, key)
+    for key in ("mlflow.backend_store_uri", "mlflow.artifacts_destination", "ledger_url"):
+        out[key] = _mask(_local_path(str(out[key])))
+    if str(cfg.queue.backend) == "sqlite":
+        out["queue.sqlite_path"] = str(Path(str(cfg.queue.sqlite_path)).resolve())
+    else:
+        out["queue.redis_url"] = _mask(str(cfg.queue.redis_url))
+    return out
+
+
+def read_saved(state_dir: Path, tolerant: bool = False) -> dict[str, Any] | None:
+    """What ``up`` saved in ``state_dir/stack.json`` ({"settings", "overrides", ...}), or None."""
+    path = state_dir / STACK_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        problem = (
+            None
+            if isinstance(doc, dict)
+            and isinstance(doc.get("settings"), dict)
+            and isinstance(doc.get("overrides"), list)
+            else "no settings and overrides in it"
+        )
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    if problem is None:
+        return doc
+    if tolerant:
+        return None
+    raise StackError(
+        f"cannot read the stack's saved settings {path} ({problem}); "
+        "fix: `oscflow down` (stops the stack and forgets them), or remove the file"
+    )
+
+
+def save_settings(state_dir: Path, cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
+    """Write ``state_dir/stack.json`` atomically (temporary file, then rename; mode 0600)."""
+    kept = [mask_override(o) for o in overrides]
+    doc = {
+        "settings": stack_settings(cfg, overrides),
+        "overrides": kept,
+        # keys whose values are not kept: a later command must give them again
+        "masked": sorted(
+            {_override_key(o) for o, k in zip(overrides, kept, strict=True) if o != k}
+        ),
+        "saved_at": time.time(),
+    }
+    path = state_dir / STACK_FILE
+    fd, tmp = tempfile.mkstemp(prefix=f".{STACK_FILE}.", dir=state_dir)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return doc
+
+
+def running(state_dir: Path) -> list[str]:
+    """The parts of the stack in ``state_dir`` whose recorded process still runs."""
+    return [n for n in COMPONENTS if (processes.read(state_dir, n) or {}).get("alive")]
+
+
+def differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """``key: running X vs requested Y`` for every setting that differs."""
+    order = ("stack", *SETTING_KEYS)
+    keys = sorted({*saved, *requested}, key=lambda k: (order.index(k) if k in order else 99, k))
+    return [
+        f"{k}: running {json.dumps(saved.get(k))} vs requested {json.dumps(requested.get(k))}"
+        for k in keys
+        if saved.get(k) != requested.get(k)
+    ]
+
+
+def resolve(
+    cfg: DictConfig, overrides: Sequence[str], command: str = "status"
+) -> tuple[DictConfig, list[str]]:
+    """The config and overrides of the stack in ``cfg``'s state dir: the settings ``up`` saved
+    with ``overrides`` on top. While the stack runs, overrides that change its settings are
+    refused (StackError listing each difference). ``up`` on a stack that no longer runs starts
+    from ``overrides`` alone: a stopped stack's settings are not kept."""
+    state = _state_dir(cfg)
+    saved = read_saved(state)
+    if saved is None:
+        return cfg, list(overrides)
+    live = running(state)
+    if command == "up" and not live:
+        return cfg, list(overrides)
+    given = {_override_key(o) for o in overrides}
+    missing = [k for k in saved.get("masked", []) if k not in given]
+    if missing and live:
+        raise StackError(
+            f"the stack in {state} was started with a secret in {', '.join(missing)}, which "
+            f"oscflow does not keep in {STACK_FILE}; fix: give "
+            f"{' '.join(k + '=...' for k in missing)} to `oscflow {command}` again (or pass "
+            "credentials through the environment, e.g. OSCFLOW_LEDGER_URL, as stack=team does)"
+        )
+    kept = [str(o) for o in saved["overrides"] if _override_key(str(o)) not in missing]
+    merged = merge_overrides(kept, overrides)
+    if merged != list(overrides):
+        from ..config import load
+
+        cfg = load("platform", merged)
+    if live:
+        diffs = differences(saved["settings"], stack_settings(cfg, merged))
+        if diffs:
+            listed = "\n  ".join(diffs)
+            raise StackError(
+                f"the stack in {state} is running ({', '.join(live)}) with other settings:\n"
+                f"  {listed}\n"
+                f"Fix: stop it first (`oscflow down`), or run `oscflow {command}` without these "
+                "overrides (it then uses the running stack's settings, saved in "
+                f"{state / STACK_FILE})"
+            )
+    return cfg, merged
 
 
 def _oscflow_cmd(command: str, overrides: Sequence[str]) -> list[str]:
@@ -183,9 +386,15 @@ def _new_secret() -> str:
     return new_secret()
 
 
-def up(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
-    """Start what is not running, register the webhook, report where things are."""
+def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Start what is not running, register the webhook, report where things are.
+
+    The settings are saved first (``stack.json``), so that a part which fails to start still
+    leaves the stack's settings for ``status``/``down``; a running stack is never rewired
+    (``resolve`` refuses conflicting overrides)."""
     started = time.time()
+    cfg, overrides = resolve(cfg, overrides, "up")
+    save_settings(_state_dir(cfg), cfg, overrides)
     if not cfg.intake.secret:
         private_file(Path(str(cfg.intake.secret_file)), _new_secret)
     parts = {"mlflow": _start(cfg, "mlflow", overrides)}
@@ -205,21 +414,31 @@ def up(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def down(cfg: DictConfig) -> dict[str, Any]:
-    """Stop what ``up`` started (worker first, the MLflow server last)."""
+    """Stop what ``up`` started (worker first, the MLflow server last), only processes whose
+    pid still has the recorded start time and command line; then forget the saved settings.
+    Of the config only ``state_dir`` matters: the pid files say what to stop."""
     state = _state_dir(cfg)
-    return {"components": {n: processes.stop(state, n) for n in reversed(COMPONENTS)}}
+    saved = read_saved(state, tolerant=True)
+    parts = {n: processes.stop(state, n) for n in reversed(COMPONENTS)}
+    (state / STACK_FILE).unlink(missing_ok=True)
+    return {"components": parts, "settings": saved["settings"] if saved else None}
 
 
-def status(cfg: DictConfig) -> dict[str, Any]:
-    """Each part's health, queue depth, recent events and jobs, failures."""
+def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Each part's health, queue depth, recent events and jobs, failures — of the stack as
+    ``up`` saved it (``overrides`` on top, refused if they contradict a running stack)."""
     from ..events.ledger import Ledger
 
+    cfg, overrides = resolve(cfg, overrides, "status")
     state = _state_dir(cfg)
+    saved = read_saved(state)
     ledger = Ledger(str(cfg.ledger_url))
     parts: dict[str, Any] = {}
     for name in COMPONENTS:
         info = processes.read(state, name) or {}
         parts[name] = {"pid": info.get("pid"), "process": "alive" if info.get("alive") else "-"}
+        if info.get("other"):
+            parts[name]["process"] = f"not running ({info['other']})"
     parts["mlflow"]["healthy"] = _http_ok(f"{mlflow_url(cfg)}/health")
     parts["intake"]["healthy"] = _http_ok(f"{intake_url(cfg)}/healthz")
     workers = ledger.workers(3 * float(cfg.workers.heartbeat_s))
@@ -241,13 +460,21 @@ def status(cfg: DictConfig) -> dict[str, Any]:
         "recent_jobs": ledger.jobs(10),
         "failures": ledger.jobs(10, state="failed"),
         "ui": mlflow_url(cfg),
+        "stack": stack_kind(overrides),
+        "settings_file": str(state / STACK_FILE) if saved else None,
     }
 
 
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"oscflow stack: {'healthy' if s['healthy'] else 'NOT healthy'}   UI {s['ui']}"]
+    lines.append(
+        f"  stack={s.get('stack', DEFAULT_KIND)}, settings: {s.get('settings_file') or '-'}"
+    )
     for name, p in s["components"].items():
-        lines.append(f"  {name:<7} {'ok' if p['healthy'] else 'DOWN':<5} pid {p['pid'] or '-'}")
+        note = f"   {p['process']}" if p["process"].startswith("not running") else ""
+        lines.append(
+            f"  {name:<7} {'ok' if p['healthy'] else 'DOWN':<5} pid {p['pid'] or '-'}{note}"
+        )
     lines.append(f"  queue depth: {s['queue_depth']}   jobs: {s['job_counts'] or '-'}")
     for e in s["recent_events"][:5]:
         when = time.strftime("%H:%M:%S", time.localtime(e["received_at"]))
