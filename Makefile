@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test test-fast lint format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,11 +43,18 @@ demo: $(STAMP)
 	$(TRACKING) $(BIN)/oscflow status
 	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
 
-# The full test suite (also what CI runs).
+# The full test suite (also what CI runs). Most of its time is waiting (servers starting,
+# webhooks, subprocesses importing torch and MLflow), so it runs on more pytest-xdist workers
+# than cores; --dist loadgroup keeps each platform stack's tests on one worker.
+TEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The edit-run loop (< 2 min): physics, statistics, config, CLI — every test not marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow and not pipeline"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

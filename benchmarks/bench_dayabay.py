@@ -36,7 +36,7 @@ def main() -> None:
 
     from oscflow.config import load
     from oscflow.services.fit.minimize import cost_function, minimize
-    from oscflow.services.fit.run import setup
+    from oscflow.services.fit.setup import setup
 
     env = environment()
     print(f"bench_dayabay: revision {env['revision']}, {env['cpus_usable']} CPUs usable")

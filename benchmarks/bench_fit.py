@@ -52,7 +52,7 @@ def main() -> None:
     from oscflow.config import load
     from oscflow.services.fit.minimize import minimize
     from oscflow.services.fit.predictors import exact_predictor
-    from oscflow.services.fit.run import setup
+    from oscflow.services.fit.setup import setup
 
     env = environment()
     print(f"bench_fit: revision {env['revision']}, {env['cpus_usable']} CPUs usable")
@@ -78,7 +78,7 @@ def main() -> None:
     }
     if not args.quick:
         exp = fs.experiment
-        pairs = fs._pairs[0]  # the MC pairs the matrix predictor was built from
+        pairs = fs.exacts._pairs[0]  # the MC pairs the matrix predictor was built from
         models["reweight"] = fs.model.with_predictor(
             exact_predictor(cfg, exp, fs.exposure, fs.edges, fs.energy, "reweight", pairs)
         )

@@ -15,6 +15,17 @@ from oscflow.physics.predictors import MCPairs
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Fixtures that train or build something: a test that uses one is `slow` whatever its own
+# marks say, so `make test-fast` (-m "not slow") never pays for them.
+EXPENSIVE_FIXTURES = {"registered_surrogate"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if EXPENSIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def juno() -> JunoExperiment:
     cfg = load("predict", [])

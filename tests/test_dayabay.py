@@ -39,6 +39,7 @@ DYB_TINY: dict[str, Any] = {
     },
     "loader": {"batch_size": 32, "eval_batch_size": 1024, "num_workers": 0},
 }
+pytestmark = [pytest.mark.slow]  # builds the official model (~30 s) and trains
 POINTS = [{}, {"sin2_2th13": 0.080, "dm2_32": 2.40e-3}, {"sin2_2th13": 0.090, "dm2_32": 2.55e-3}]
 
 

@@ -238,6 +238,7 @@ def test_intake_persists_then_answers_and_refuses_replays(intake: dict[str, Any]
     ]
 
 
+@pytest.mark.slow  # a fresh interpreter per service
 @pytest.mark.parametrize("service", ["validate", "fit", "sensitivity"])
 def test_service_config_hash_is_stable_across_processes_and_time(
     service: str, tmp_path: Path

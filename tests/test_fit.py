@@ -11,7 +11,8 @@ from oscflow.errors import ConfigError
 from oscflow.services.fit import observation as obs
 from oscflow.services.fit.minimize import FitNotConverged, minimize
 from oscflow.services.fit.model import FitModel, FitParameter
-from oscflow.services.fit.run import compute, setup
+from oscflow.services.fit.run import compute
+from oscflow.services.fit.setup import setup
 from oscflow.services.fit.toys import pull_summary
 
 # A cheap exact configuration: E_ν binning (quadrature, no MC), vacuum, 70 bins.
@@ -320,7 +321,7 @@ def test_profile_and_contour_have_the_widths_of_the_errors(tmp_path) -> None:
 
 def test_default_sin2_th13_prior_can_be_dropped_and_others_added(juno) -> None:
     from oscflow.services.fit.model import build_parameters
-    from oscflow.services.fit.run import setup
+    from oscflow.services.fit.setup import setup
 
     model = setup(load("fit", CHEAP)).model
     spec = juno.parameters["sin2_th13"]

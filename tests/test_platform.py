@@ -106,7 +106,15 @@ def _pg_database() -> Iterator[str]:
         conn.close()
 
 
-@pytest.fixture(scope="module", params=["local", "team"])
+# One xdist worker per stack (`make test` runs the suite with pytest-xdist, --dist loadgroup):
+# the tests of one stack share it, the two stacks run side by side.
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("local", marks=pytest.mark.xdist_group("platform-local")),
+        pytest.param("team", marks=pytest.mark.xdist_group("platform-team")),
+    ],
+)
 def stack(
     request: pytest.FixtureRequest,
     registered_surrogate: dict[str, str],

@@ -46,6 +46,7 @@ def test_reweighting_and_response_matrix_agree_far_below_mc_precision(
         assert np.median(stat[mask]) > 5 * np.median(rel)
 
 
+@pytest.mark.slow
 def test_neutrino_energy_quadrature_equals_brute_force_integral(juno: JunoExperiment) -> None:
     """E_ν-binned matrix predictor vs a 2-million-point trapezoid of σ·Φ·P, per core."""
     edges = np.array([1.8, 3.0, 4.5, 8.0, 16.8])

@@ -26,6 +26,7 @@ from oscflow.services.sensitivity import counting, inputs, promotion_overrides, 
 FAST = ["record=false", "plot.enabled=false", "spectral.enabled=false", "scans.enabled=false"]
 
 
+@pytest.mark.slow
 def test_model_reactor_counts_agree_with_seed003_within_the_foundation_tolerance() -> None:
     """Exact predictor, vacuum oscillation as in seed 003, E_ν windows: near/far reactors in
     1.8–16.8 MeV are +3.6 %/+3.4 % above Table 1 (the common normalisation established in
@@ -125,6 +126,7 @@ def test_spectral_limit_reduces_to_the_counting_limit_without_shape_information(
     assert syst == pytest.approx(norm.ppf(0.9) * math.hypot(100.0, 500.0), rel=0.02)
 
 
+@pytest.mark.slow
 def test_full_default_run_spectral_scans_and_plots(tmp_path: Path) -> None:
     """The default analysis (paper backgrounds, model shapes for the spectral part): the
     spectral limit is below the counting limit in both windows, the exposure scan follows
@@ -147,6 +149,7 @@ def test_full_default_run_spectral_scans_and_plots(tmp_path: Path) -> None:
         assert Path(path).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_fc_method_for_small_backgrounds_and_auto_rule() -> None:
     """At 0.1 % of the exposure the paper's window B total is b = 2.223: `fc` gives FC's mean
     limit (Table XII: 3.94 at b = 2, 4.20 at b = 2.5); `auto` switches to 1.28 √b above

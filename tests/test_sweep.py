@@ -114,7 +114,9 @@ def _mlflow(tmp: Path) -> Any:
     return client, client.search_runs([exp.experiment_id], max_results=1000)
 
 
-def test_sweep_of_n_trials_has_n_child_runs_under_one_parent(repo: Path, tmp_path: Path) -> None:
+def test_sweep_of_n_trials_has_n_child_runs_under_one_parent_and_resumes(
+    repo: Path, tmp_path: Path
+) -> None:
     storage = f"sqlite:///{tmp_path}/optuna.db"
     run_cmd(repo, *_sweep_cmd(tmp_path, "basic", storage))
     trials = _trials("basic", storage)
@@ -141,6 +143,14 @@ def test_sweep_of_n_trials_has_n_child_runs_under_one_parent(repo: Path, tmp_pat
         "optimization_history.png",
         "param_importances.png",
     } <= names
+
+    # Re-running with a larger n_trials resumes the study: the finished trials are kept as they
+    # were and only the missing one runs.
+    first = {t.number: t.params for t in trials}
+    run_cmd(repo, *_sweep_cmd(tmp_path, "basic", storage, "hydra.sweeper.n_trials=4"))
+    resumed = _trials("basic", storage)
+    assert [t.state for t in resumed] == [TrialState.COMPLETE] * 4
+    assert {t.number: t.params for t in resumed if t.number in first} == first
 
 
 def test_aggressive_pruner_prunes_before_the_last_epoch(repo: Path, tmp_path: Path) -> None:
@@ -191,16 +201,6 @@ def test_multi_objective_sweep_keeps_a_pareto_front(repo: Path, tmp_path: Path) 
     client, runs = _mlflow(tmp_path)
     parent = next(r for r in runs if r.data.tags.get("oscflow.sweep") == "parent")
     assert "pareto_front.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-
-
-def test_resuming_a_study_adds_trials(repo: Path, tmp_path: Path) -> None:
-    storage = f"sqlite:///{tmp_path}/optuna.db"
-    run_cmd(repo, *_sweep_cmd(tmp_path, "resume", storage, "hydra.sweeper.n_trials=2"))
-    first = {t.number: t.params for t in _trials("resume", storage)}
-    run_cmd(repo, *_sweep_cmd(tmp_path, "resume", storage, "hydra.sweeper.n_trials=3"))
-    trials = _trials("resume", storage)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
-    assert {t.number: t.params for t in trials if t.number in first} == first
 
 
 def test_two_processes_on_one_postgresql_study(repo: Path, tmp_path: Path) -> None:

@@ -45,11 +45,11 @@ def _prior_draws(model: Any, truth: NDArray, n: int, seed: int) -> NDArray[np.fl
 
 def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
     """Fit every toy; non-converged toys are counted and left out of the pulls."""
-    from .run import _truth_vector, fit_options, ordering_models
+    from .setup import fit_options, ordering_models, truth_vector
 
     cfg = fs.cfg
     base = fs.model
-    truth = _truth_vector(fs, base)
+    truth = truth_vector(fs, base)
     fluctuate = bool(cfg.observation.get("fluctuate_priors", True))
     centres = _prior_draws(base, truth, len(toys), int(cfg.observation.get("seed", 0)))
     options = fit_options(cfg)
@@ -115,7 +115,7 @@ def goodness_of_fit(fs: Any, main: Any, n: int, seed: int) -> dict[str, Any]:
     """p-value of the fit's statistic: the fraction of toys drawn at the best fit (counts and
     prior centres) whose refitted statistic is at least as large."""
     from .observation import toys as draw
-    from .run import fit_options
+    from .setup import fit_options
 
     model = fs.model
     options = {**fit_options(fs.cfg), "minos": False}
