@@ -13,7 +13,7 @@ from ..experiments import load_experiment
 from ..physics.detector import EventSample
 from ..physics.predictors import MCPairs, SamplingPdf
 from ..progress import progress_bar
-from .io import atomic_directory, load_array, read_meta, write_json
+from .io import atomic_directory, build_lock, load_array, read_meta, write_json
 
 FORMAT = "oscflow.mc_pairs/1"
 DTYPES = {"enu": np.float64, "e_vis": np.float32, "z": np.float32, "radius": np.float32}
@@ -68,13 +68,21 @@ def load_pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Simulate ``data.simulate.n_pairs`` events and write them atomically."""
+    """Simulate ``data.simulate.n_pairs`` events and write them atomically, all under the
+    pairs' build lock: a concurrent build of the same pairs (or a ``spectra`` build reading
+    them) finishes first, and the published pairs are exactly one run's."""
     experiment = load_experiment(cfg.experiment)
     sim = cfg.data.simulate
     n = int(sim.n_pairs)
+    out = pairs_dir(cfg)
+    with build_lock(out):
+        return _simulate_and_write(cfg, experiment, n, out)
+
+
+def _simulate_and_write(cfg: DictConfig, experiment: Any, n: int, out: Path) -> dict[str, Any]:
+    sim = cfg.data.simulate
     with progress_bar("simulate MC pairs", n) as advance:
         pairs = experiment.simulate_pairs(n, int(sim.seed), int(sim.chunk), advance)
-    out = pairs_dir(cfg)
     meta = {
         "experiment": experiment.name,
         "dataset": cfg.data.name,

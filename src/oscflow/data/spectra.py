@@ -9,7 +9,9 @@ once in ``backgrounds.npy`` with names in ``meta["backgrounds"]``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..errors import ConfigError
 from ..experiments import load_experiment
 from ..progress import progress_bar
 from .evaluate import Evaluator
-from .io import read_meta, resumable_directory, write_json
+from .io import build_lock, read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, sample_box
 from .simulate import pairs_dir, read_pairs
 
@@ -68,8 +70,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     src = pairs_dir(cfg)
     method = str(spec.method)
-    pairs = read_pairs(src) if experiment.needs_pairs(energy, method) else None
-    predictor = experiment.predictor(edges, energy, method, pairs)
     dtype = np.dtype(str(spec.dtype))
     chunk = int(spec.chunk)
     workers = int(spec.get("workers", 1))
@@ -77,72 +77,97 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             "data.spectra.chunk", "chunk and workers must be >= 1", "give positive integers"
         )
-    worker_spec = {
-        "experiment": to_container(cfg.experiment),
-        "pairs": str(src) if pairs is not None else None,
-        "edges": edges.tolist(),
-        "energy": energy,
-        "method": method,
-        "exposure": [exposure.days, exposure.efficiency],
-    }
-    fixed = {k: v for k, v in fixed.items() if experiment.parameters[k].kind == "oscillation"}
-    fingerprint = {
-        "experiment": worker_spec["experiment"],
-        "spectra": to_container(spec),
-        "fixed": fixed,
-        "binning": edges.tolist(),
-        "pairs": read_meta(src) if pairs is not None else None,
-    }
     out = spectra_dir(cfg)
-    totals: dict[str, float] = {}
-    local = None if workers > 1 else (lambda b: sum(predictor.predict(b, exposure).values()))
-    with resumable_directory(out, fingerprint) as tmp, Evaluator(worker_spec, workers, local) as ev:
-        for i, (split, n) in enumerate(splits.items()):
-            points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i)
-            np.save(tmp / f"{split}_params.npy", points)
-            path = tmp / f"{split}_spectra.npy"
-            shape = (n, len(edges) - 1)
-            done = tmp / f"{split}.done.json"
-            resume = path.is_file() and done.is_file()
-            spectra = open_memmap(path, mode="r+" if resume else "w+", dtype=dtype, shape=shape)
-            with progress_bar(f"spectra {split}", n) as advance:
-                ev.fill(inputs, points, fixed, spectra, done, chunk, advance)
-            totals[split] = float(np.sum(spectra, dtype=np.float64))
-            del spectra
-        backgrounds = experiment.background_spectra(edges, exposure.days, energy)
-        np.save(
-            tmp / "backgrounds.npy",
-            np.stack(list(backgrounds.values())) if backgrounds else np.zeros((0, len(edges) - 1)),
-        )
-        pairs_meta = read_meta(src) if pairs is not None else None
-        meta = {
-            "format": FORMAT,
-            "experiment": experiment.name,
-            "dataset": cfg.data.name,
+    uses_pairs = experiment.needs_pairs(energy, method)
+    with _build_locks(out, src if uses_pairs else None):
+        pairs_meta = read_meta(src) if uses_pairs else None
+        pairs = read_pairs(src) if uses_pairs else None
+        predictor = experiment.predictor(edges, energy, method, pairs)
+        worker_spec = {
+            "experiment": to_container(cfg.experiment),
+            "pairs": str(src) if pairs is not None else None,
+            "edges": edges.tolist(),
             "energy": energy,
-            "bin_edges": edges.tolist(),
-            "inputs": inputs,
-            "ranges": {k: list(r) for k, r in zip(inputs, ranges, strict=True)},
-            "units": {k: experiment.parameters[k].unit for k in inputs},
-            "fixed": fixed,
-            "ordering": experiment.settings.ordering,
-            "matter": experiment.settings.matter,
-            "exposure": dataclasses.asdict(exposure),
-            "sources": list(predictor.groups),
-            "backgrounds": list(backgrounds),
-            "splits": splits,
-            "sum_counts": totals,
-            "generator": {
-                "method": method,
-                "sampler": str(spec.sampler),
-                "seed": int(spec.seed),
-                "split_seeds": {s: int(spec.seed) + i for i, s in enumerate(SPLITS)},
-                "dtype": dtype.name,
-            },
-            "pairs": None
-            if pairs_meta is None
-            else {"path": str(src), "n_pairs": pairs_meta["n_pairs"], "seed": pairs_meta["seed"]},
-            "config": to_container(cfg.data),
+            "method": method,
+            "exposure": [exposure.days, exposure.efficiency],
         }
-        write_json(tmp / "meta.json", meta)
+        fixed = {k: v for k, v in fixed.items() if experiment.parameters[k].kind == "oscillation"}
+        # Everything the arrays depend on: a killed build is resumed only with the same inputs.
+        fingerprint = {
+            "format": FORMAT,
+            "experiment": worker_spec["experiment"],
+            "spectra": to_container(spec),
+            "fixed": fixed,
+            "binning": edges.tolist(),
+            "exposure": worker_spec["exposure"],
+            "pairs": pairs_meta,
+        }
+        totals: dict[str, float] = {}
+        local = None if workers > 1 else (lambda b: sum(predictor.predict(b, exposure).values()))
+        with (
+            resumable_directory(out, fingerprint) as tmp,
+            Evaluator(worker_spec, workers, local) as ev,
+        ):
+            for i, (split, n) in enumerate(splits.items()):
+                points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i)
+                np.save(tmp / f"{split}_params.npy", points)
+                path = tmp / f"{split}_spectra.npy"
+                shape = (n, len(edges) - 1)
+                done = tmp / f"{split}.done.json"
+                resume = path.is_file() and done.is_file()
+                spectra = open_memmap(path, mode="r+" if resume else "w+", dtype=dtype, shape=shape)
+                with progress_bar(f"spectra {split}", n) as advance:
+                    ev.fill(inputs, points, fixed, spectra, done, chunk, advance)
+                totals[split] = float(np.sum(spectra, dtype=np.float64))
+                del spectra
+            backgrounds = experiment.background_spectra(edges, exposure.days, energy)
+            np.save(
+                tmp / "backgrounds.npy",
+                np.stack(list(backgrounds.values()))
+                if backgrounds
+                else np.zeros((0, len(edges) - 1)),
+            )
+            meta = {
+                "format": FORMAT,
+                "experiment": experiment.name,
+                "dataset": cfg.data.name,
+                "energy": energy,
+                "bin_edges": edges.tolist(),
+                "inputs": inputs,
+                "ranges": {k: list(r) for k, r in zip(inputs, ranges, strict=True)},
+                "units": {k: experiment.parameters[k].unit for k in inputs},
+                "fixed": fixed,
+                "ordering": experiment.settings.ordering,
+                "matter": experiment.settings.matter,
+                "exposure": dataclasses.asdict(exposure),
+                "sources": list(predictor.groups),
+                "backgrounds": list(backgrounds),
+                "splits": splits,
+                "sum_counts": totals,
+                "generator": {
+                    "method": method,
+                    "sampler": str(spec.sampler),
+                    "seed": int(spec.seed),
+                    "split_seeds": {s: int(spec.seed) + i for i, s in enumerate(SPLITS)},
+                    "dtype": dtype.name,
+                },
+                "pairs": None
+                if pairs_meta is None
+                else {
+                    "path": str(src),
+                    "n_pairs": pairs_meta["n_pairs"],
+                    "seed": pairs_meta["seed"],
+                },
+                "config": to_container(cfg.data),
+            }
+            write_json(tmp / "meta.json", meta)
     return {"path": str(out), "splits": splits}
+
+
+@contextlib.contextmanager
+def _build_locks(out: Path, pairs: Path | None) -> Iterator[None]:
+    """The dataset's build lock for the whole build (a concurrent build of it waits), and the
+    MC pairs' lock while they are read, so `simulate` cannot replace them mid-build (spawned
+    workers re-read them). Always spectra before pairs: no lock-order deadlock."""
+    with build_lock(out), build_lock(pairs) if pairs is not None else contextlib.nullcontext():
+        yield
