@@ -54,7 +54,8 @@ def test_surrogate_asimov_fit_recovers_its_own_truth(surrogate_cfg) -> None:
 
 
 def test_referee_equals_a_standalone_exact_fit_of_the_same_data(surrogate_cfg, tmp_path) -> None:
-    from oscflow.services.fit.run import compute, setup
+    from oscflow.services.fit.run import compute
+    from oscflow.services.fit.setup import setup
 
     small = [q for q in QUICK if "generator" not in q] + ["free=[sin2_th12,dm2_21]"]
     counts = np.round(
@@ -168,13 +169,16 @@ def test_promotion_overrides_are_asimov_at_pdg_2022_for_six_years() -> None:
         (["model_uri=models:/no-such-model/1"], "cannot load"),
         (["free=[sin2_th12,escale]"], "does not take"),
         (["binning.nbins=200"], "not the requested binning"),
-        (["experiment.oscillation.ordering=inverted"], "trained for the normal ordering"),
+        (
+            ["experiment.oscillation.ordering=inverted"],
+            r"trained with experiment\.oscillation\.ordering=normal \(asked: inverted\)",
+        ),
         (["params.sin2_th12=0.40"], "training range"),
         (["model_uri=null"], "needs a model"),
     ],
 )
 def test_model_and_config_mismatches_are_refused(surrogate_cfg, extra, needle) -> None:
-    from oscflow.services.fit.run import setup
+    from oscflow.services.fit.setup import setup
 
     with pytest.raises(ConfigError, match=needle):
         setup(surrogate_cfg(*QUICK, *extra))

@@ -20,15 +20,15 @@ PREDICTORS = ("exact", "surrogate")
 def _surrogate_reactors(
     cfg: DictConfig, params: dict[str, float], exposure: Any, edges: Any, energy: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Reactor spectrum from a registered surrogate, scaled from its reference exposure."""
+    """Reactor spectrum from a registered surrogate, scaled from its reference exposure; a
+    request it was not trained for (settings, parameters, binning) is refused."""
     from .registry.reactors import SurrogateReactors
     from .tracking.runs import tracking_uri
 
     surrogate = SurrogateReactors.load(
         cfg.model_uri, tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
     )
-    surrogate.check_binning(edges, energy)
-    surrogate.check_range(params)
+    surrogate.check_request(cfg.experiment, params, edges, energy)
     counts = surrogate.predict(params, exposure)[0]
     return {"reactors": counts}, {
         "kind": "surrogate",

@@ -136,7 +136,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
     from .plots.accuracy import plot_prediction_vs_truth
     from .registry import log_and_register
-    from .registry.reactors import float64_evaluator
+    from .registry.reactors import float64_evaluator, trained_settings
     from .surrogate.accuracy import evaluate, fit_bias
     from .surrogate.datamodule import SpectraDataModule
     from .surrogate.lightning_module import SurrogateModule
@@ -160,7 +160,11 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         int(cfg.seed),
     )
     spec = SurrogateSpec.from_meta(
-        dm.meta, str(cfg.model.name), _model_options(cfg), str(cfg.model.output_transform)
+        dm.meta,
+        str(cfg.model.name),
+        _model_options(cfg),
+        str(cfg.model.output_transform),
+        trained_with=trained_settings(dm.meta, cfg.experiment),
     )
 
     client_uri = runs.tracking_uri(str(cfg.logger.tracking_uri), root)

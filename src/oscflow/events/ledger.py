@@ -41,7 +41,9 @@ JOBS = sa.Table(
     sa.Column("version", sa.String(32), nullable=False),
     sa.Column("config_hash", sa.String(64), nullable=False),
     sa.Column("event_id", sa.String(128)),
-    sa.Column("state", sa.String(16), nullable=False),  # queued running finished failed
+    # queued running finished failed superseded (a failure a later success of the same
+    # service on the same version made moot: not reported by `status`) skipped (not routed)
+    sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
     sa.Column("run_id", sa.String(64)),
@@ -145,7 +147,7 @@ class Ledger:
             with self._tx() as conn:
                 conn.execute(
                     JOBS.update()
-                    .where(JOBS.c.key == key, JOBS.c.state.in_(("failed", "queued")))
+                    .where(JOBS.c.key == key, JOBS.c.state.in_(("failed", "superseded", "queued")))
                     .values(
                         state="queued",
                         queued_at=now,
@@ -194,7 +196,8 @@ class Ledger:
     def finish(
         self, key: str, owner: str, state: str, run_id: str | None = None, error: str | None = None
     ) -> None:
-        """Release the lease and record the outcome (finished | failed | queued for a retry)."""
+        """Release the lease and record the outcome (finished | failed | queued for a retry);
+        a success supersedes the earlier failures of its service on its version."""
         with self._tx() as conn:
             conn.execute(
                 JOBS.update()
@@ -207,6 +210,30 @@ class Ledger:
                     lease_until=None,
                     updated_at=time.time(),
                 )
+            )
+            if state == "finished":
+                _supersede(conn, key)
+
+    def failed(self, key: str, fields: dict[str, Any], error: str) -> None:
+        """Record a job as failed for good without a lease (e.g. its config could not be
+        composed); its row is created if need be."""
+        self._mark(key, fields, "failed", error)
+
+    def skipped(self, key: str, fields: dict[str, Any], reason: str) -> None:
+        """Record a job that is not to run (its version's experiment does not take it)."""
+        self._mark(key, fields, "skipped", reason)
+
+    def _mark(self, key: str, fields: dict[str, Any], state: str, text: str) -> None:
+        now = time.time()
+        self._insert_job(key, fields, now)
+        with self._tx() as conn:
+            conn.execute(
+                JOBS.update()
+                .where(
+                    JOBS.c.key == key,
+                    sa.or_(JOBS.c.lease_until.is_(None), JOBS.c.lease_until < now),
+                )
+                .values(state=state, error=text[:4000], updated_at=now)
             )
 
     def settle(self, key: str, fields: dict[str, Any], run_id: str) -> None:
@@ -222,6 +249,7 @@ class Ledger:
                 )
                 .values(state="finished", run_id=run_id, error=None, updated_at=now)
             )
+            _supersede(conn, key)
 
     def job(self, key: str) -> dict[str, Any] | None:
         with self._tx() as conn:
@@ -269,6 +297,29 @@ class Ledger:
         with self._tx() as conn:
             rows = conn.execute(sa.select(WORKERS).where(WORKERS.c.seen_at >= cutoff))
             return [dict(r._mapping) for r in rows]
+
+
+def _supersede(conn: sa.Connection, key: str) -> None:
+    """Mark the failed jobs of ``key``'s service and version (other config hashes, or a
+    config that could not be composed) superseded, if ``key`` is finished."""
+    row = conn.execute(
+        sa.select(JOBS.c.service, JOBS.c.model, JOBS.c.version, JOBS.c.state).where(
+            JOBS.c.key == key
+        )
+    ).first()
+    if row is None or row.state != "finished":
+        return
+    conn.execute(
+        JOBS.update()
+        .where(
+            JOBS.c.service == row.service,
+            JOBS.c.model == row.model,
+            JOBS.c.version == row.version,
+            JOBS.c.state == "failed",
+            JOBS.c.key != key,
+        )
+        .values(state="superseded", updated_at=time.time())
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

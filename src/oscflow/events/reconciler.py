@@ -3,7 +3,9 @@
 For every registered model: each version without a finished validation, and the version
 holding the routed alias without a finished run of each alias service, gets its job enqueued
 (unless one is queued or running). This is what makes a dropped webhook, an intake that was
-down, or a worker killed mid-job harmless: the next pass finds the gap."""
+down, or a worker killed mid-job harmless: the next pass finds the gap. A job that failed
+because its version lacked lineage (``jobs.LineageMissing``: recorded under an ``unplanned``
+key) is enqueued again as soon as the tags appear: its plan then names a job not yet run."""
 
 from __future__ import annotations
 
@@ -59,8 +61,8 @@ def reconcile(queue: Queue) -> dict[str, Any]:
             if job and job["state"] in ("queued", "running") and _recent(job, cfg):
                 busy += 1
                 continue
-            if job and job["state"] == "failed" and not cfg.reconcile.retry_failed:
-                continue  # retries exhausted: shown by `status` until retried by hand
+            if job and job["state"] in ("failed", "superseded") and not cfg.reconcile.retry_failed:
+                continue  # failed for good: shown by `status` until retried by hand
         elif _failed_before(queue, spec) and not cfg.reconcile.retry_failed:
             continue
         queue.enqueue_job(JobSpec(spec.service, spec.model, spec.version, "reconciler"))

@@ -7,6 +7,7 @@ per call); ``mlflow.pyfunc.load_model(uri).predict(df)`` stays available for gen
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,26 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.models import ModelSignature
-from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
+from ..errors import ConfigError, OscflowError
 from ..surrogate.model import FastSurrogate, SpectrumSurrogate
 
 ARTIFACT = "surrogate"
+MLMODEL = "MLmodel"
+
+
+class ModelArtifactError(OscflowError):
+    """A logged model's files are missing or unreadable: names the model, the file, the fix."""
+
+    def __init__(self, uri: str, file: str, detail: str) -> None:
+        self.uri, self.file = uri, file
+        super().__init__(
+            f"cannot load {uri}: its artifact {file} is missing or corrupt ({detail}). Fix: "
+            "re-log and re-register the model (oscflow train, or mlflow.pyfunc.log_model with "
+            "registered_model_name), or check the artifact store it was logged to (files "
+            "changed or lost, an interrupted upload)"
+        )
 
 
 def registered_name(experiment: str) -> str:
@@ -75,7 +90,6 @@ def log_and_register(
             artifacts={ARTIFACT: str(path)},
             signature=signature(model),
             input_example=example,
-            registered_model_name=name if register else None,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"mlflow=={mlflow.__version__}",
@@ -86,20 +100,50 @@ def log_and_register(
         )
     out: dict[str, Any] = {"model_uri": info.model_uri, "name": name, "version": None}
     if register:
-        version = str(info.registered_model_version)
-        client = MlflowClient()
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, str(value))
-        out["version"] = version
+        # The tags are created with the version (one registry call): the webhook of
+        # model_version.created never sees a version without its lineage.
+        mv = mlflow.register_model(info.model_uri, name, tags={k: str(v) for k, v in tags.items()})
+        out["version"] = str(mv.version)
     return out
 
 
 def load_surrogate(uri: str) -> FastSurrogate:
     """The fast inference object of a logged or registered surrogate (``models:/name@alias``,
-    ``models:/name/3``, ``runs:/<id>/model``)."""
-    loaded = mlflow.pyfunc.load_model(uri)
-    python_model = loaded.unwrap_python_model()
+    ``models:/name/3``, ``runs:/<id>/model``, a local model directory).
+
+    A missing or corrupt ``MLmodel``, ``surrogate.pt`` or ``python_model.pkl`` raises
+    ``ModelArtifactError`` naming the file; an unknown name, version or alias, or an
+    unreachable store, raises MLflow's own exception (``MlflowException``, connection errors);
+    a model that is not an oscflow surrogate, ``ConfigError``."""
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="oscflow-model-") as tmp:
+        # A registry entry whose files are gone downloads as an empty directory.
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        try:
+            flavor = Model.load(str(local / MLMODEL)).flavors["python_function"]
+            pickled = str(flavor["python_model"])
+            weights = str(flavor["artifacts"][ARTIFACT]["path"])
+        except Exception as exc:
+            raise ModelArtifactError(uri, MLMODEL, _detail(exc)) from exc
+        try:
+            loaded = mlflow.pyfunc.load_model(str(local))
+            python_model = loaded.unwrap_python_model()
+        except Exception as exc:
+            try:
+                SpectrumSurrogate.load(local / weights)
+            except Exception as weights_exc:  # noqa: BLE001
+                raise ModelArtifactError(uri, weights, _detail(weights_exc)) from exc
+            raise ModelArtifactError(uri, pickled, _detail(exc)) from exc
     if not isinstance(python_model, SurrogatePyfunc):
-        msg = f"{uri} is not an oscflow surrogate (it wraps {type(python_model).__name__})"
-        raise TypeError(msg)
+        raise ConfigError(
+            "model",
+            f"{uri} is not an oscflow surrogate (it wraps {type(python_model).__name__})",
+            "give the URI of a model registered by oscflow train",
+        )
     return python_model.surrogate
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")

@@ -6,7 +6,9 @@ built from (their DVC md5 must match the version's ``oscflow.dataset.pairs_md5``
 the exact model differs by MC noise and the comparison would mean nothing). Metrics as in
 ``oscflow.surrogate.accuracy``; tagged on the version as ``oscflow.validation.<metric>`` for
 the promotion gates, among them the linearised fit bias in σ (``oscflow.stats.bias``) with the
-exact model's Jacobian. A model whose artifact is missing or corrupt fails here, recorded."""
+exact model's Jacobian. A model whose artifact is missing or corrupt fails here, recorded; so
+does one trained with other experiment settings than the requested exact model's
+(``SurrogateReactors.check_request``)."""
 
 from __future__ import annotations
 
@@ -131,13 +133,16 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         for key in ("n_points", "bias_points", "seed", "method"):
             client.log_param(run_id, key, str(cfg[key]))
         mv = client.get_model_version(name, version)
-        try:
-            surrogate = load_surrogate(str(cfg.model_uri))
-        except Exception as exc:
-            msg = f"cannot load {cfg.model_uri}: its artifact is missing or corrupt ({type(exc).__name__}: {exc})"
-            raise RuntimeError(msg) from exc
+        # A missing or corrupt artifact: ModelArtifactError (permanent, names the file).
+        surrogate = load_surrogate(str(cfg.model_uri))
         from ..experiments import load_experiment
+        from ..registry.reactors import SurrogateReactors, resolve_version
 
+        # The exact model is the request's experiment: refused unless the surrogate was
+        # trained with the same settings (ordering, matter, detector, …).
+        SurrogateReactors(
+            surrogate, str(cfg.model_uri), resolve_version(str(cfg.model_uri))
+        ).check_request(cfg.experiment)
         experiment = load_experiment(cfg.experiment)
         needs = experiment.needs_pairs(surrogate.spec.energy, str(cfg.method))
         pairs_path = _check_pairs(cfg, mv.tags) if needs else None

@@ -29,7 +29,14 @@ FORMAT = "oscflow.surrogate/1"
 
 @dataclass(frozen=True)
 class SurrogateSpec:
-    """What a surrogate maps: named inputs (with their training ranges) to binned counts."""
+    """What a surrogate maps: named inputs (with their training ranges) to binned counts.
+
+    ``fixed``: values of the parameters that are not inputs; ``trained_with``: the experiment
+    settings its training data assumed, flat (``{"experiment.oscillation.ordering": "normal",
+    …}``, ``registry.reactors.trained_settings``), against which every request is checked
+    (``registry.reactors.SurrogateReactors.check_request``). Empty for models saved before
+    oscflow recorded it (their training run's params stand in).
+    """
 
     experiment: str
     inputs: tuple[str, ...]
@@ -41,6 +48,7 @@ class SurrogateSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     output_transform: str = "standard"
     fixed: Mapping[str, float] = field(default_factory=dict)
+    trained_with: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def n_out(self) -> int:
@@ -53,8 +61,9 @@ class SurrogateSpec:
         architecture: str,
         options: Mapping[str, Any],
         output_transform: str,
+        trained_with: Mapping[str, str] | None = None,
     ) -> SurrogateSpec:
-        """From a spectra dataset's ``meta.json``."""
+        """From a spectra dataset's ``meta.json`` (and the settings it was built with)."""
         inputs = tuple(meta["inputs"])
         return cls(
             experiment=str(meta["experiment"]),
@@ -67,6 +76,7 @@ class SurrogateSpec:
             options=dict(options),
             output_transform=output_transform,
             fixed={k: float(v) for k, v in meta.get("fixed", {}).items()},
+            trained_with={str(k): str(v) for k, v in (trained_with or {}).items()},
         )
 
 

@@ -195,6 +195,14 @@ def build_parameters(
     bad_start = [k for k in start_cfg if k not in specs]
     if bad_start:
         raise ConfigError("start", f"unknown parameters {bad_start}", f"use {', '.join(specs)}")
+    unused = [k for k in start_cfg if k not in inputs]
+    if unused:
+        raise ConfigError(
+            f"start.{unused[0]}",
+            f"the {predictor.kind} predictor does not take {unused} (it takes {list(inputs)}): "
+            "a start value for it would be ignored",
+            f"drop start.{unused[0]}, or use a model trained with it among its inputs",
+        )
     params_cfg = dict(cfg.params)
     priors_cfg = {str(k): v for k, v in (cfg.priors or {}).items() if v is not None}
     known = set(inputs) | {FLUX} | {BKG_PREFIX + b for b in backgrounds}

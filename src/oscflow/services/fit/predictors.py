@@ -134,29 +134,29 @@ def exact_predictor(
     return ExactPredictor(experiment, predictor, exposure, info, detector_inputs)
 
 
-def surrogate_predictor(cfg: DictConfig, uri: str | None, exposure: Exposure) -> SurrogatePredictor:
-    """The surrogate at ``uri`` from the configured tracking store."""
+def surrogate_predictor(
+    cfg: DictConfig, uri: str | None, exposure: Exposure, ordering: str | None = None
+) -> SurrogatePredictor:
+    """The surrogate at ``uri`` from the configured tracking store, refused unless it was
+    trained for the fit's request (``SurrogateReactors.check_request``: experiment, binning,
+    settings, the parameters it does not take); ``ordering`` overrides the request's mass
+    ordering (the model for the other ordering of a Δχ²(IO−NO) comparison)."""
+    from ...config import bin_edges
     from ...registry.reactors import SurrogateReactors
     from ...tracking.runs import tracking_uri
 
     reactors = SurrogateReactors.load(
         uri, tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
     )
+    reactors.check_request(
+        cfg.experiment,
+        {str(k): float(v) for k, v in cfg.params.items()},
+        bin_edges(cfg.binning),
+        str(cfg.energy),
+        ordering=ordering,
+        ranges=False,  # the fit checks its truth point (not for file or released data)
+    )
     return SurrogatePredictor(reactors, exposure)
-
-
-def training_ordering(predictor: SurrogatePredictor) -> str | None:
-    """Mass ordering the surrogate's training data assumed (its training run's config), if known."""
-    run_id = predictor.surrogate.version.run_id
-    if not run_id:
-        return None
-    from mlflow.tracking import MlflowClient
-
-    try:
-        params = MlflowClient().get_run(run_id).data.params
-    except Exception:  # noqa: BLE001 - a missing run only means "unknown"
-        return None
-    return params.get("experiment.oscillation.ordering")
 
 
 def check_kind(kind: str) -> str:

@@ -21,7 +21,6 @@ from .predictors import (
     check_kind,
     exact_predictor,
     surrogate_predictor,
-    training_ordering,
 )
 
 
@@ -117,22 +116,6 @@ def setup(cfg: DictConfig) -> FitSetup:
     energy = str(cfg.energy)
     if cfg.predictor == "surrogate":
         predictor: Any = surrogate_predictor(cfg, cfg.model_uri, exposure)
-        predictor.surrogate.check_binning(edges, energy)
-        if predictor.surrogate.spec.experiment != experiment.name:
-            raise ConfigError(
-                "model",
-                f"the surrogate is for {predictor.surrogate.spec.experiment}, "
-                f"the fit for {experiment.name}",
-                "use a model registered for this experiment",
-            )
-        trained = training_ordering(predictor)
-        if trained is not None and trained != experiment.settings.ordering:
-            raise ConfigError(
-                "model",
-                f"the surrogate was trained for the {trained} ordering, the fit assumes "
-                f"{experiment.settings.ordering}",
-                f"set experiment.oscillation.ordering={trained} or use another model",
-            )
         predictor.surrogate.check_range(
             {k: v for k, v in truth.items() if cfg.observation.kind not in ("file", "real")}
         )
@@ -215,14 +198,8 @@ def ordering_models(fs: FitSetup) -> dict[str, FitModel]:
     if fs.model.predictor.kind == "exact":
         return {fs.ordering: fs.model, other: fs.model.with_predictor(fs.exact(other))}
     if fs.cfg.other_ordering_model:
-        pred = surrogate_predictor(fs.cfg, str(fs.cfg.other_ordering_model), fs.exposure)
-        pred.surrogate.check_binning(fs.edges, fs.energy)
-        trained = training_ordering(pred)
-        if trained is not None and trained != other:
-            raise ConfigError(
-                "other_ordering_model",
-                f"that surrogate was trained for the {trained} ordering, not {other}",
-                f"give a surrogate trained with experiment.oscillation.ordering={other}",
-            )
+        pred = surrogate_predictor(
+            fs.cfg, str(fs.cfg.other_ordering_model), fs.exposure, ordering=other
+        )
         return {fs.ordering: fs.model, other: fs.model.with_predictor(pred)}
     return {o: fs.model.with_predictor(fs.exact(o)) for o in (fs.ordering, other)}

@@ -204,7 +204,9 @@ def _surrogate_counts(
                 "use sensitivity/windows@windows=surrogate_prompt (seed 003's windows in prompt "
                 "energy, clipped to the surrogate's range) or background.predictor=exact",
             )
-    surrogate.check_range(params)
+    # Refused unless trained for this request (settings, parameters, ranges); its own binning
+    # is used and the windows summed exactly, the exposure scaled exactly.
+    surrogate.check_request(cfg.experiment, params)
     total = np.asarray(surrogate.predict(params, phys)[0], dtype=np.float64)
     info = surrogate.info()
     # A network can predict slightly negative counts where the truth is ~0: clip, and say so.
