@@ -5,22 +5,17 @@ reason (and, if it got that far, its diagnostics as ``fit_diagnostics.json``).""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric
 from omegaconf import DictConfig
 
-from ...config import to_container
-from ...tracking import lineage, runs
 from .minimize import FitNotConverged, FitOutcome
 
 SERVICE = "fit"
 RESULT_ARTIFACT = "fit_result.json"
+FIT_STATUS = "oscflow.fit.status"
 
 
 def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
@@ -86,68 +81,36 @@ def write_plots(
     return names
 
 
-def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+def record(cfg: DictConfig, given_tags: Mapping[str, str]) -> dict[str, Any]:
     """Run the fit described by ``cfg`` and record it; returns the result with
-    ``mlflow_run_id``. On failure the run ends FAILED with the reason and the error re-raises."""
+    ``mlflow_run_id``. On failure the run ends FAILED with the reason (a non-converged fit with
+    its diagnostics as ``fit_diagnostics.json``) and the error re-raises."""
+    from ...tracking import tags
+    from ...tracking.service_run import ServiceRun, service_run
     from .run import compute
 
-    client, exp_id = runs.service_experiment(cfg)
-    resolved = to_container(cfg)
-    base_tags = {
-        "oscflow.service": SERVICE,
+    extra = {
         "oscflow.fit.predictor": str(cfg.predictor),
         "oscflow.fit.data": str(cfg.observation.kind),
-        "oscflow.service.config_hash": lineage.service_config_hash(resolved),
-        "oscflow.git_commit": lineage.git_commit(cfg.paths.root_dir),
     }
     if cfg.predictor == "surrogate" and cfg.model_uri:
-        base_tags["oscflow.model.uri"] = str(cfg.model_uri)
-    run = client.create_run(
-        exp_id,
-        run_name=f"fit-{cfg.predictor}-{cfg.observation.kind}",
-        tags={**base_tags, **{k: str(v) for k, v in tags.items()}},
-    )
-    run_id = run.info.run_id
-    try:
-        runs.log_params(client, run_id, resolved)
+        extra[tags.MODEL_URI] = str(cfg.model_uri)
+
+    def failed(rec: ServiceRun, exc: BaseException) -> str | None:
+        if isinstance(exc, FitNotConverged):
+            rec.set_tag(FIT_STATUS, "not_converged")
+            rec.write_json("fit_diagnostics.json", exc.diagnostics)
+            return str(exc)
+        rec.set_tag(FIT_STATUS, "error")
+        return None
+
+    name = f"fit-{cfg.predictor}-{cfg.observation.kind}"
+    with service_run(cfg, SERVICE, name, given_tags, extra, on_failure=failed) as rec:
         result, fs, main = compute(cfg)
-        info = result["predictor"]
-        version_tags = {
-            "oscflow.model.name": info.get("registered_model"),
-            "oscflow.model.version": info.get("version"),
-            "oscflow.model.training_run": info.get("training_run_id"),
-        }
-        for key, value in version_tags.items():
-            if value and key not in tags:
-                client.set_tag(run_id, key, str(value))
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, 0, 0) for k, v in metrics_of(result).items()],
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            d = Path(tmp)
-            _write_json(d / RESULT_ARTIFACT, {**result, "mlflow_run_id": run_id})
-            if cfg.plots:
-                result["plots"] = write_plots(d, result, fs, main)
-            client.log_artifacts(run_id, tmp)
-        client.set_tag(run_id, "oscflow.fit.status", "converged")
-        client.set_terminated(run_id, "FINISHED")
-    except FitNotConverged as exc:
-        client.set_tag(run_id, "oscflow.fit.status", "not_converged")
-        with tempfile.TemporaryDirectory() as tmp:
-            _write_json(Path(tmp) / "fit_diagnostics.json", exc.diagnostics)
-            client.log_artifacts(run_id, tmp)
-        runs.mark_failed(client, run_id, str(exc))
-        raise
-    except BaseException as exc:
-        client.set_tag(run_id, "oscflow.fit.status", "error")
-        runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    return {**result, "mlflow_run_id": run_id}
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    """Atomic JSON write (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    os.replace(tmp, path)
+        rec.link_version(result["predictor"])
+        rec.log_metrics(metrics_of(result))
+        rec.write_json(RESULT_ARTIFACT, {**result, "mlflow_run_id": rec.run_id})
+        if cfg.plots:
+            result["plots"] = write_plots(rec.artifact_dir, result, fs, main)
+        rec.set_tag(FIT_STATUS, "converged")
+    return {**result, "mlflow_run_id": rec.run_id}

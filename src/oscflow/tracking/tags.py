@@ -1,0 +1,50 @@
+"""Every MLflow tag oscflow writes or reads, in one place: the lineage conventions of DESIGN.md
+(dataset → training run → model version → service runs) spelled once.
+
+Run tags go on MLflow runs, version tags on registered model versions; some (the lineage
+ones) go on both, so that a service run can be traced without a second lookup."""
+
+from __future__ import annotations
+
+# Lineage shared by training runs, model versions and service runs.
+EXPERIMENT = "oscflow.experiment"
+DATASET = "oscflow.dataset"
+DATASET_NAME = "oscflow.dataset.name"
+GIT_COMMIT = "oscflow.git_commit"
+CONFIG_HASH = "oscflow.config_hash"
+TRAINING_RUN = "oscflow.training_run"
+ARCHITECTURE = "oscflow.architecture"
+N_PARAMETERS = "oscflow.n_parameters"
+DEVICE = "oscflow.device"
+HYDRA_OVERRIDES = "oscflow.hydra_overrides"
+
+# Service runs (one per service, model version, config; see services/ and events/).
+SERVICE = "oscflow.service"
+SERVICE_CONFIG_HASH = "oscflow.service.config_hash"
+MODEL_NAME = "oscflow.model.name"
+MODEL_VERSION = "oscflow.model.version"
+MODEL_URI = "oscflow.model.uri"
+MODEL_TRAINING_RUN = "oscflow.model.training_run"
+EVENT_ID = "oscflow.event_id"
+JOB_KEY = "oscflow.job_key"
+WORKER = "oscflow.worker"
+STARTED_AT = "oscflow.started_at"
+FAILURE_REASON = "oscflow.failure_reason"
+
+# Model versions: training-time metrics, validation, promotion.
+METRIC_PREFIX = "oscflow.metric."
+VALIDATION_PREFIX = "oscflow.validation."
+VALIDATION_RUN = "oscflow.validation.run"
+PROMOTION_PREFIX = "oscflow.promotion."
+PROMOTION_ALIAS = "oscflow.promotion.alias"
+PROMOTION_FORCED = "oscflow.promotion.forced"
+PROMOTION_REASON = "oscflow.promotion.reason"
+PROMOTION_FAILED_GATES = "oscflow.promotion.failed_gates"
+PROMOTION_BY = "oscflow.promotion.by"
+PROMOTION_AT = "oscflow.promotion.at"
+
+# Sweeps (the Optuna sweeper) and pruning.
+SWEEP_STUDY = "oscflow.sweep.study"
+SWEEP_TRIAL = "oscflow.sweep.trial"
+PRUNED = "oscflow.pruned"
+PRUNED_REASON = "oscflow.pruned_reason"
