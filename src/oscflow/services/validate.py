@@ -12,8 +12,6 @@ does one trained with other experiment settings than the requested exact model's
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
-from ..tracking import lineage, runs
+from ..tracking import lineage
 
 JOB = "validate"
 GATE_METRICS = (
@@ -108,36 +106,30 @@ def compute(
     return metrics, (points, exact, predicted)
 
 
-def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
+def record(cfg: DictConfig, given_tags: Mapping[str, str]) -> dict[str, Any]:
     """Validate ``cfg.model_uri``; one run in ``<experiment>-validation``; version tagged."""
+    from ..experiments import load_experiment
     from ..plots.accuracy import plot_prediction_vs_truth
     from ..registry import load_surrogate
+    from ..registry.reactors import SurrogateReactors, resolve_version
+    from ..tracking import tags
+    from ..tracking.service_run import service_run
 
     if not cfg.model_uri:
         raise ConfigError("model", "no model to validate", "give model=models:/<name>/<version>")
     name, version = _name_version(str(cfg.model_uri))
-    client, exp_id = runs.service_experiment(cfg, str(cfg.experiment_name))
-    run = client.create_run(
-        exp_id,
-        run_name=f"validate-{name}-v{version}",
-        tags={
-            "oscflow.service": "validate",
-            "oscflow.model.name": name,
-            "oscflow.model.version": version,
-            **tags,
-        },
-    )
-    run_id = run.info.run_id
-    try:
-        client.log_param(run_id, "model_uri", str(cfg.model_uri))
-        for key in ("n_points", "bias_points", "seed", "method"):
-            client.log_param(run_id, key, str(cfg[key]))
+    version_tags = {tags.MODEL_NAME: name, tags.MODEL_VERSION: version}
+    with service_run(
+        cfg,
+        "validate",
+        f"validate-{name}-v{version}",
+        {**version_tags, **given_tags},
+        experiment_name=str(cfg.experiment_name),
+    ) as rec:
+        client = rec.client
         mv = client.get_model_version(name, version)
         # A missing or corrupt artifact: ModelArtifactError (permanent, names the file).
         surrogate = load_surrogate(str(cfg.model_uri))
-        from ..experiments import load_experiment
-        from ..registry.reactors import SurrogateReactors, resolve_version
-
         # The exact model is the request's experiment: refused unless the surrogate was
         # trained with the same settings (ordering, matter, detector, …).
         SurrogateReactors(
@@ -147,8 +139,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
         needs = experiment.needs_pairs(surrogate.spec.energy, str(cfg.method))
         pairs_path = _check_pairs(cfg, mv.tags) if needs else None
         metrics, (points, exact, predicted) = compute(cfg, surrogate, pairs_path)
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
+        rec.log_metrics(metrics)
         result = {
             "model": name,
             "version": version,
@@ -157,28 +148,22 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
             "n_points": int(cfg.n_points),
             "mc_pairs": None if pairs_path is None else str(pairs_path),
         }
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "validation.json").write_text(json.dumps(result, indent=2))
-            worst = np.argsort(np.abs(predicted / np.maximum(exact, 1e-12) - 1).max(axis=1))[-3:]
-            plot_prediction_vs_truth(
-                Path(tmp) / "validation.png",
-                surrogate.spec.bin_edges,
-                predicted[worst],
-                exact[worst],
-                [
-                    ", ".join(f"{k}={v:.4g}" for k, v in zip(surrogate.spec.inputs, p, strict=True))
-                    for p in points[worst]
-                ],
-                title=f"{name} v{version}: worst of {len(points)} fresh points vs exact",
-            )
-            client.log_artifacts(run_id, tmp)
+        rec.write_json("validation.json", result)
+        worst = np.argsort(np.abs(predicted / np.maximum(exact, 1e-12) - 1).max(axis=1))[-3:]
+        plot_prediction_vs_truth(
+            rec.artifact_dir / "validation.png",
+            surrogate.spec.bin_edges,
+            predicted[worst],
+            exact[worst],
+            [
+                ", ".join(f"{k}={v:.4g}" for k, v in zip(surrogate.spec.inputs, p, strict=True))
+                for p in points[worst]
+            ],
+            title=f"{name} v{version}: worst of {len(points)} fresh points vs exact",
+        )
         for key in (k for k in GATE_METRICS if k in metrics):
             client.set_model_version_tag(
-                name, version, f"oscflow.validation.{key}", f"{metrics[key]:.6g}"
+                name, version, f"{tags.VALIDATION_PREFIX}{key}", f"{metrics[key]:.6g}"
             )
-        client.set_model_version_tag(name, version, "oscflow.validation.run", run_id)
-        client.set_terminated(run_id, "FINISHED")
-    except Exception as exc:
-        runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    return {**result, "mlflow_run_id": run_id}
+        client.set_model_version_tag(name, version, tags.VALIDATION_RUN, rec.run_id)
+    return {**result, "mlflow_run_id": rec.run_id}
