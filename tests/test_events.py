@@ -90,13 +90,27 @@ def test_event_parsing_and_routing() -> None:
         "timestamp": "2026-11-22T00:00:00+00:00",
     }
     cfg = load("platform", [])
-    jobs = routing.jobs_for({**event, "delivery_id": "d"}, cfg.routing)
+    routes = routing.effective(cfg.routing)  # the services' own ROUTES
+    assert routes == {
+        "on_version_created": ["validate"],
+        "on_alias": {"champion": ["fit", "sensitivity"]},
+    }
+    jobs = routing.jobs_for({**event, "delivery_id": "d"}, routes)
     assert [(j.service, j.version, j.event_id) for j in jobs] == [
         ("fit", "7", "d"),
         ("sensitivity", "7", "d"),
     ]
     other_alias = {**routing.parse(alias_body(alias="staging")), "delivery_id": "e"}
-    assert routing.jobs_for(other_alias, cfg.routing) == []
+    assert routing.jobs_for(other_alias, routes) == []
+    # conf/platform.yaml adds routes and switches services off
+    tuned = load(
+        "platform",
+        ["+routing.on_alias.staging=[fit]", "routing.disabled=[sensitivity, validate]"],
+    )
+    assert routing.effective(tuned.routing) == {
+        "on_version_created": [],
+        "on_alias": {"champion": ["fit"], "staging": ["fit"]},
+    }
     with pytest.raises(routing.EventError, match="malformed JSON"):
         routing.parse(b"{not json")
     with pytest.raises(routing.EventError, match=r"unknown event type 'registered_model\.created'"):

@@ -17,7 +17,7 @@ from huey.exceptions import RetryTask
 from omegaconf import DictConfig
 
 from .ledger import Ledger, worker_id
-from .routing import JobSpec, jobs_for
+from .routing import JobSpec, effective, jobs_for
 
 log = logging.getLogger("oscflow.events")
 BACKENDS = ("sqlite", "redis")
@@ -37,7 +37,10 @@ class Queue:
         def process_event(event: dict[str, Any]) -> list[str]:
             from .jobs import routed
 
-            return [self.enqueue_job(spec) for spec in routed(jobs_for(event, cfg.routing), cfg)]
+            return [
+                self.enqueue_job(spec)
+                for spec in routed(jobs_for(event, effective(cfg.routing)), cfg)
+            ]
 
         @huey.task(
             name="oscflow.run_job",

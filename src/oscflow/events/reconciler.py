@@ -18,21 +18,21 @@ from omegaconf import DictConfig
 
 from .jobs import done, plan, routed
 from .queue import Queue
-from .routing import JobSpec
+from .routing import JobSpec, effective
 
 
 def expected_jobs(client: MlflowClient, cfg: DictConfig) -> list[JobSpec]:
     """Every job the registry's current state calls for under the platform's routing."""
-    routing = cfg.routing
+    routing = effective(cfg.routing)
     specs: list[JobSpec] = []
     for model in client.search_registered_models():
         name = model.name
-        if routing.on_version_created:
+        if routing["on_version_created"]:
             for mv in client.search_model_versions(f"name = '{name}'"):
                 specs += [
-                    JobSpec(str(s), name, str(mv.version)) for s in routing.on_version_created
+                    JobSpec(str(s), name, str(mv.version)) for s in routing["on_version_created"]
                 ]
-        for alias, services in routing.on_alias.items():
+        for alias, services in routing["on_alias"].items():
             try:
                 target = client.get_model_version_by_alias(name, str(alias))
             except MlflowException:

@@ -122,9 +122,36 @@ def parse(body: bytes) -> dict[str, Any]:
     }
 
 
+def effective(routing: Mapping[str, Any]) -> dict[str, Any]:
+    """The platform's routing: each service's own ``ROUTES`` (``oscflow.services``) plus the
+    routes of ``routing`` (``conf/platform.yaml``), less the services in
+    ``routing.disabled``: {"on_version_created": [service], "on_alias": {alias: [service]}}."""
+    from ..services import default_routes
+
+    off = {str(s) for s in routing.get("disabled") or ()}
+    own = default_routes()
+
+    def merged(*groups: Any) -> list[str]:
+        out: list[str] = []
+        for group in groups:
+            out += [str(s) for s in group or () if str(s) not in off and str(s) not in out]
+        return out
+
+    conf_alias = routing.get("on_alias") or {}
+    aliases = [*own["on_alias"], *(str(a) for a in conf_alias if a not in own["on_alias"])]
+    return {
+        "on_version_created": merged(own["on_version_created"], routing.get("on_version_created")),
+        "on_alias": {
+            a: merged(own["on_alias"].get(a), conf_alias.get(a))
+            for a in aliases
+            if merged(own["on_alias"].get(a), conf_alias.get(a))
+        },
+    }
+
+
 def jobs_for(event: Mapping[str, Any], routing: Mapping[str, Any]) -> list[JobSpec]:
-    """The jobs an event asks for under ``routing`` (on_version_created; on_alias: alias →
-    services)."""
+    """The jobs an event asks for under ``routing`` (as ``effective`` returns it:
+    on_version_created; on_alias: alias → services)."""
     kind, model, version = event["event"], event["model"], str(event["version"])
     event_id = event.get("delivery_id")
     services: Sequence[str] = ()

@@ -16,14 +16,15 @@ from ..errors import ConfigError
 def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
     from ..events.jobs import done, plan, routed, service_runs
     from ..events.ledger import Ledger
-    from ..events.routing import JobSpec
+    from ..events.routing import JobSpec, effective
 
+    routing = effective(cfg.routing)
     client = MlflowClient(str(cfg.tracking_uri))
     name = str(cfg.registry.name)
     if cfg.registry.version is not None:
         version = str(cfg.registry.version)
-        services = list(cfg.routing.on_version_created) + [
-            s for group in cfg.routing.on_alias.values() for s in group
+        services = list(routing["on_version_created"]) + [
+            s for group in routing["on_alias"].values() for s in group
         ]
     else:
         try:
@@ -34,7 +35,7 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
                 f"{name} has no alias @{cfg.registry.alias}",
                 "promote a version first: oscflow registry promote NAME VERSION",
             ) from None
-        services = list(cfg.routing.on_alias.get(str(cfg.registry.alias)) or [])
+        services = list(routing["on_alias"].get(str(cfg.registry.alias)) or [])
     ledger = Ledger(str(cfg.ledger_url))
     specs = routed((JobSpec(s, name, version) for s in services), cfg)
     planned = {s.service: plan(s, cfg) for s in specs}

@@ -21,8 +21,10 @@ from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from ..tracking import lineage
+from . import Routes
 
 JOB = "validate"
+ROUTES = Routes(on_version_created=True)
 GATE_METRICS = (
     "max_rel_dev_peak1",
     "p99_rel_dev_peak1",

@@ -1,7 +1,9 @@
 """The fit service: measure oscillation parameters from a binned spectrum with iminuit, using a
 registered surrogate (or the exact model, which also referees the surrogate).
 
-Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``. Modules:
+Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``,
+``ROUTES`` (on ``champion``), ``COMMAND`` (``oscflow fit``). Modules: ``setup`` (the config
+parsed into what every fit of a run shares),
 ``predictors`` (surrogate / exact reactor spectra), ``model`` (parameters, expectation, pulls),
 ``observation`` (Asimov, toys, files), ``minimize`` (MIGRAD/HESSE/MINOS, validity), ``scans``,
 ``toys``, ``run`` (orchestration, referee, mass ordering), ``recording`` (MLflow), ``api`` (the
@@ -15,10 +17,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from .api import fit
+from .. import Command, Routes
+from .api import cli_overrides, fit, run_cli, summary_table
 from .minimize import FitNotConverged
 
 JOB = "fit"
+ROUTES = Routes(on_alias=("champion",))
+COMMAND = Command(
+    summary="iminuit fit of a spectrum: model=<uri> data=asimov|toy|real|<file>",
+    run=run_cli,
+    human=summary_table,
+    argv=lambda words, overrides: cli_overrides([*words, *overrides]),
+)
 
 
 def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
@@ -36,4 +46,4 @@ def promotion_overrides(model_uri: str) -> list[str]:
     return [f"model_uri={model_uri}", "predictor=surrogate", "referee=true"]
 
 
-__all__ = ["JOB", "FitNotConverged", "fit", "promotion_overrides", "record"]
+__all__ = ["COMMAND", "JOB", "ROUTES", "FitNotConverged", "fit", "promotion_overrides", "record"]

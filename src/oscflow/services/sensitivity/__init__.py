@@ -1,7 +1,8 @@
 """Sensitivity service: JUNO's reach for solar ν_e → ν̄_e conversion and the neutrino magnetic
 moment (seed 003), reproduced from its inputs and extended.
 
-Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``. The
+Service contract (``oscflow.services``): ``JOB``, ``promotion_overrides``, ``record``,
+``ROUTES`` (on ``champion``), ``COMMAND`` (``oscflow sensitivity solar``). The
 computation is ``run(cfg)`` (no MLflow); ``record`` wraps it in an MLflow run.
 
 Modules, one concern each: ``inputs`` (validated settings), ``backgrounds`` (counts per
@@ -18,7 +19,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from .. import Command, Routes
+
 JOB = "sensitivity"
+ROUTES = Routes(on_alias=("champion",))
 
 
 def promotion_overrides(model_uri: str) -> list[str]:
@@ -45,3 +49,34 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
     from .recording import record as _record
 
     return _record(cfg, tags)
+
+
+def _argv(words: list[str], overrides: list[str]) -> list[str]:
+    """``oscflow sensitivity <analysis> [model=<uri>] ...``."""
+    if len(words) != 1:
+        from ...errors import UsageError
+
+        raise UsageError("give one analysis: oscflow sensitivity solar [key=value ...]")
+    return [f"analysis={words[0]}"] + [
+        f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides
+    ]
+
+
+def _cli(cfg: DictConfig) -> dict[str, Any]:
+    return record(cfg, {}) if cfg.record else run(cfg)
+
+
+def _human(result: dict[str, Any]) -> str:
+    from .service import summary_table
+
+    return summary_table(result)
+
+
+COMMAND = Command(
+    summary="solar ν_e → ν̄_e / magnetic-moment sensitivity (seed 003): "
+    "background.source=paper|model limit.method=fc|gauss|auto",
+    run=_cli,
+    human=_human,
+    argv=_argv,
+    usage="solar",
+)
