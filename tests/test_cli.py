@@ -113,7 +113,7 @@ def test_prompt_prediction_from_simulated_pairs(
         ),
         ("experimentt.name=juno", "experimentt", "unknown key"),
         ("energy=visible", "energy", "prompt"),
-        ("experiment.detector.res_a=-1", "experiment.detector", "res_a=-1"),
+        ("experiment.detector.res_a=-1", "experiment.detector.res_a", "must be >= 0"),
     ],
 )
 def test_bad_input_names_the_key_and_the_allowed_range(

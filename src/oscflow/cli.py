@@ -1,20 +1,29 @@
 """The ``oscflow`` command line: ``oscflow <command> [--json] [key=value ...]``.
 
 Commands compose their Hydra config from ``conf/<command>.yaml`` (see ``oscflow.config``).
+``main`` is the one error boundary of every command (platform commands and ``train -m``
+included): expected failures become a one-paragraph message on stderr and an exit code from
+``oscflow.errors.ExitCode``; anything else is reported as an internal error; ``--debug`` (any
+position, or ``OSCFLOW_DEBUG=1``) adds the traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from .errors import OscflowError
+from .errors import ExitCode, InternalError, UsageError, classify, one_paragraph
 
-USAGE = """usage: oscflow <command> [--json] [--cfg] [key=value ...]
+USAGE = """usage: oscflow <command> [--json] [--cfg] [--check] [--debug] [key=value ...]
+       oscflow <command> --help
 
 commands:
   simulate   DVC stage: detector Monte Carlo (E_nu, E_rec) pairs       (conf/simulate.yaml)
@@ -28,15 +37,35 @@ commands:
              background.source=paper|model limit.method=fc|gauss|auto  (conf/sensitivity.yaml)
 
 platform (conf/platform.yaml; see `oscflow.platform.cli`):
-  up | down | status           the local stack: MLflow server, event intake, workers
-  intake | worker | reconcile | register-webhook
-  registry promote NAME VERSION [--alias champion] [--force --reason TEXT]
-  registry show NAME | registry wait NAME [VERSION|@ALIAS]
+  up         start the local stack: MLflow server, event intake, workers (stack=team: team
+             backends); later commands use the settings `up` saved
+  down       stop what `up` started
+  status     health of the stack, its jobs and failures [--json]
+  intake     run the webhook intake in the foreground
+  worker     run a worker (validate, fit, sensitivity jobs) in the foreground
+  reconcile  one reconciler pass: registry state vs recorded runs [--json]
+  register-webhook  create or update the MLflow webhook that posts to the intake
+  registry   promote NAME VERSION [--alias champion] [--force --reason TEXT]
+             | show NAME [--json] | wait NAME [VERSION|@ALIAS]
 
 options:
   --json     print the result as JSON on stdout
   --cfg      print the composed configuration and exit
+  --check    validate the configuration (types, ranges, the experiment's values) and exit;
+             nothing is computed or written (with --json: the validated config as JSON)
+  --debug    on an error, also print the full traceback (anywhere on the line)
+  -h, --help this text; `oscflow <command> --help`: the command's config groups and keys
+
+exit status:
+  0  success
+  1  input or configuration error (a value, a file, a model): the message names it and the fix
+  2  usage error: unknown command or option, malformed key=value override
+  3  internal error: a bug in oscflow; rerun with --debug and report the traceback
+  4  platform: not ready (`status`: the stack is unhealthy; `registry wait`: timed out)
 """
+
+OPTIONS = ("--json", "--cfg", "--check")
+HELP_FLAGS = ("-h", "--help")
 
 
 def _simulate(cfg: Any) -> dict[str, Any]:
@@ -92,6 +121,39 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
 }
 
 
+def _platform_commands() -> tuple[str, ...]:
+    from .platform.cli import COMMANDS as PLATFORM_COMMANDS
+
+    return tuple(PLATFORM_COMMANDS)
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def _non_finite(value: Any, path: str = "result") -> Iterator[str]:
+    """Paths of the NaN/infinite numbers in a JSON-ready result."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield f"{path} = {value}"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, f"{path}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, f"{path}[{i}]")
+
+
+def to_json(result: Any, **kwargs: Any) -> str:
+    """``result`` as strict JSON: NaN and infinity are refused (they are not JSON, and a result
+    that has them is a bug), as an InternalError naming where they are."""
+    try:
+        return json.dumps(result, allow_nan=False, **kwargs)
+    except ValueError:
+        bad = list(_non_finite(result))
+        where = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        msg = f"the result has numbers that are not finite ({where or 'somewhere'})."
+        raise InternalError(msg) from None
+
+
 def _human(command: str, result: dict[str, Any]) -> str:
     if command == "predict":
         from .predict import summary_table
@@ -109,72 +171,293 @@ def _human(command: str, result: dict[str, Any]) -> str:
         from .data.summary import format_summary
 
         return format_summary(result)
-    return json.dumps(result, indent=2)
+    return to_json(result, indent=2)
+
+
+# --- validation without running (--check) --------------------------------------------------
+
+
+def check(cfg: Any) -> dict[str, Any]:
+    """Validate a composed config the way every job does before computing: the config layer
+    (``config.load`` already ran ``check_values``), then the experiment plug-in, the parameter
+    point, the exposure and the binning. Returns what was checked."""
+    from .config import bin_edges
+
+    checked: dict[str, Any] = {"config": True}
+    if "experiment" not in cfg:
+        return checked
+    from .experiments import load_experiment
+
+    experiment = load_experiment(cfg.experiment)
+    checked["experiment"] = experiment.name
+    if cfg.get("params") is not None:
+        checked["params"] = experiment.validate_params(dict(cfg.params))
+    exposure = cfg.get("exposure")
+    if exposure is not None and exposure.get("days") is not None:
+        exp = experiment.exposure(exposure.days, exposure.get("efficiency", 1.0))
+        checked["exposure"] = {"days": exp.days, "efficiency": exp.efficiency}
+    if cfg.get("binning") is not None:
+        edges = bin_edges(cfg.binning)
+        experiment.check_edges(edges, str(cfg.get("energy", "prompt")))
+        checked["binning"] = {"emin": edges[0], "emax": edges[-1], "nbins": len(edges) - 1}
+    return checked
+
+
+# --- help ----------------------------------------------------------------------------------
+
+
+def _summaries() -> dict[str, str]:
+    """Each command's summary, read from USAGE (so the two never disagree): a line
+    ``  name [words]  summary`` and its more deeply indented continuation lines."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in USAGE.splitlines():
+        if not line.startswith("  ") or line.lstrip().startswith("-"):
+            current = None
+        elif line.startswith("   ") and current is not None:  # continuation
+            current.append(line.strip())
+        else:
+            names, *text = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+            current = out[names.split()[0]] = text
+    return {k: one_paragraph(" ".join(v)) for k, v in out.items()}
+
+
+def _groups(job: str) -> list[tuple[str, str, list[str]]]:
+    """(group, default choice, options) of the job's defaults list, from conf/<job>.yaml."""
+    from .config import config_dir
+
+    cdir = config_dir()
+    raw = OmegaConf.load(cdir / f"{job}.yaml")
+    defaults = OmegaConf.to_container(raw, resolve=False).get("defaults") or []  # type: ignore[union-attr]
+    out = []
+    for entry in defaults:
+        if not isinstance(entry, dict):
+            continue
+        for key, choice in entry.items():
+            words = str(key).split()
+            if words[0] == "override" or words[-1].startswith("hydra"):
+                continue
+            group = words[-1]  # with its @package: what an override must name
+            options = sorted(p.stem for p in (cdir / group.split("@", 1)[0]).glob("*.yaml"))
+            label = "null" if choice is None else str(choice)
+            if label.startswith("${") and label.endswith("}"):
+                label = f"the {label[2:-1]} choice"
+            if words[0] == "optional":
+                label += ", optional"
+            out.append((group, label, options))
+    return out
+
+
+def _flow(value: Any) -> str:
+    """A plain config value in YAML flow style."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return str(value)
+
+
+def _short(value: Any, width: int = 72) -> str:
+    """A config value in one line: inline if short, else its keys (or its length)."""
+    plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    text = _flow(plain)
+    if len(text) <= width:
+        return text
+    if isinstance(plain, dict):
+        text = f"{{{len(plain)} keys: {', '.join(str(k) for k in plain)}}}"
+        return text if len(text) <= width else text[: width - 2] + "…}"
+    if isinstance(plain, list):
+        return f"[{len(plain)} items]"
+    return text[: width - 1] + "…"
+
+
+def _shorthands(command: str) -> list[tuple[str, str]]:
+    """The command line's own spellings of config overrides (see ``_run``)."""
+    if command in ("predict", "sensitivity"):
+        return [("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")]
+    if command != "fit":
+        return []
+    from .services.fit.api import DATA_KINDS, SHORTHANDS
+
+    return [
+        ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)"),
+        (f"data={'|'.join(DATA_KINDS)}", "fit/observation=<that>"),
+        ("data=<file>", "fit/observation=file observation.path=<file>"),
+        *((f"{k}=<value>", f"{v}=<value>") for k, v in SHORTHANDS.items()),
+    ]
+
+
+def command_help(command: str) -> str:
+    """Help of one command: summary, config file, config groups and their options, and the
+    top-level keys of the composed config with their defaults (generated from conf/)."""
+    from .config import load
+
+    platform = command in _platform_commands()
+    job = "platform" if platform else COMMANDS[command][0]
+    summary = _summaries().get(command, "")
+    if command == "sensitivity":
+        usage = "oscflow sensitivity solar [--json] [--cfg] [--check] [key=value ...]"
+    elif command == "registry":
+        usage = "oscflow registry promote|show|wait NAME ... [key=value ...] (see above)"
+    elif platform:
+        usage = f"oscflow {command} [--json] [key=value ...]"
+    else:
+        usage = f"oscflow {command} [--json] [--cfg] [--check] [key=value ...]"
+    lines = [f"oscflow {command}: {summary}", "", f"usage: {usage}"]
+    if command == "train":
+        lines.append("       oscflow train -m key=a,b ... (Hydra multirun; -m hparams_search=…)")
+    shown = "" if platform else f" (the composed config: oscflow {command} --cfg)"
+    lines += [
+        f"config: conf/{job}.yaml{shown}",
+        "",
+        "config groups (choose one with group=option; the default first):",
+    ]
+    for group, default, options in _groups(job):
+        rest = [o for o in options if o != default]
+        lines.append(f"  {group:<28} {default}" + (f"  (also: {', '.join(rest)})" if rest else ""))
+    shorthands = _shorthands(command)
+    if shorthands:
+        lines += ["", "shorthands of this command:"]
+        lines += [f"  {short:<22} {long}" for short, long in shorthands]
+    cfg = load(job)
+    lines += ["", "main keys (defaults; set with key=value, nested keys as a.b=value):"]
+    width = max(len(str(k)) for k in cfg)
+    for key in cfg:
+        lines.append(f"  {key!s:<{width}}  {_short(cfg[key])}")
+    flags = "--json  --debug" if platform else "--json  --cfg  --check  --debug"
+    lines += ["", f"options: {flags}  -h/--help (see `oscflow --help`)"]
+    return "\n".join(lines)
+
+
+# --- the error boundary --------------------------------------------------------------------
+
+
+def _debug_requested(args: Sequence[str]) -> bool:
+    return "--debug" in args or os.environ.get("OSCFLOW_DEBUG", "") not in ("", "0", "false")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``oscflow`` command; returns its exit status (``errors.ExitCode``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    from .platform.cli import COMMANDS as PLATFORM_COMMANDS
+    debug = _debug_requested(args)
+    args = [a for a in args if a != "--debug"]
+    prog = f"oscflow {args[0]}" if args and not args[0].startswith("-") else "oscflow"
+    try:
+        return int(_dispatch(args))
+    except SystemExit as exc:  # argparse/Hydra inside a command: keep their status
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        print(f"{prog}: error: {one_paragraph(str(exc.code))}", file=sys.stderr)
+        return int(ExitCode.INPUT)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: every failure is reported here
+        failure = classify(exc)
+        if debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"{prog}: error: {one_paragraph(failure.message)}", file=sys.stderr)
+        return int(failure.code)
 
-    if command in PLATFORM_COMMANDS:
+
+def _dispatch(args: list[str]) -> int:
+    if not args:
+        print(USAGE, file=sys.stderr)
+        return int(ExitCode.USAGE)
+    if args[0] in HELP_FLAGS or (args[0] == "help" and len(args) == 1):
+        print(USAGE)
+        return 0
+    if args[0] == "help":
+        args = [args[1], "--help"]
+    command, rest = args[0], args[1:]
+    platform = _platform_commands()
+    if command not in COMMANDS and command not in platform:
+        names = ", ".join([*COMMANDS, *platform])
+        msg = f"unknown command {command!r}. Fix: use one of {names} (`oscflow --help`)"
+        raise UsageError(msg)
+    if set(HELP_FLAGS) & set(rest):
+        print(command_help(command))
+        return 0
+    if command in platform:
         from .platform.cli import main as platform_main
 
         return platform_main(command, rest)
     if command == "train" and ({"-m", "--multirun"} & set(rest)):
-        from .train import _hydra_main
+        return _multirun(rest)
+    return _run(command, rest)
 
-        sys.argv = ["oscflow-train", *rest]
+
+def _multirun(rest: list[str]) -> int:
+    """``oscflow train -m …``: Hydra's multirun, with its exceptions raised to ``main`` (not
+    printed by Hydra as a traceback)."""
+    from .train import _hydra_main
+
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = ["oscflow-train", *rest]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
         _hydra_main()
-        return 0
-    if command not in COMMANDS:
-        print(f"oscflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
+    finally:
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+    return 0
+
+
+def _run(command: str, rest: list[str]) -> int:
     as_json = "--json" in rest
     show_cfg = "--cfg" in rest
-    unknown_flags = [a for a in rest if a.startswith("--") and a not in ("--json", "--cfg")]
+    only_check = "--check" in rest
+    unknown_flags = [a for a in rest if a.startswith("--") and a not in OPTIONS]
     if unknown_flags:
-        print(
-            f"oscflow {command}: unknown option {unknown_flags[0]} (options: --json, --cfg)",
-            file=sys.stderr,
+        msg = (
+            f"unknown option {unknown_flags[0]}. Fix: use {', '.join(OPTIONS)}, --debug or "
+            f"--help (`oscflow {command} --help`)"
         )
-        return 2
+        raise UsageError(msg)
     overrides = [a for a in rest if not a.startswith("--")]
     if command == "predict":  # `model=<uri>`: the group name `model` belongs to training
         overrides = [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
     if command == "sensitivity":  # `oscflow sensitivity <analysis> [key=value ...]`
         words = [a for a in overrides if "=" not in a]
         if len(words) != 1:
-            print("usage: oscflow sensitivity solar [key=value ...] [--json]", file=sys.stderr)
-            return 2
+            msg = (
+                "usage: oscflow sensitivity solar [key=value ...] [--json]. Fix: name one "
+                "analysis (solar)"
+            )
+            raise UsageError(msg)
         overrides = [f"analysis={words[0]}"] + [
             f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides if "=" in a
         ]
     job, fn = COMMANDS[command]
-    try:
-        if command == "fit":  # model=<uri>, data=asimov|toy|<file> (see services/fit/api.py)
-            from .services.fit.api import cli_overrides
+    if command == "fit":  # model=<uri>, data=asimov|toy|<file> (see services/fit/api.py)
+        from .services.fit.api import cli_overrides
 
-            overrides = cli_overrides(overrides)
-        from .config import load
+        overrides = cli_overrides(overrides)
+    from .config import load, to_container
 
-        cfg = load(job, overrides)
-        if show_cfg:
-            print(OmegaConf.to_yaml(cfg))
-            return 0
-        result = fn(cfg, overrides) if command == "train" else fn(cfg)
-    except OscflowError as exc:
-        print(f"oscflow {command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"oscflow {command}: error: {exc}", file=sys.stderr)
-        return 1
+    cfg = load(job, overrides)
+    if show_cfg:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    if only_check:
+        checked = check(cfg)
+        if as_json:
+            document = {"command": command, "valid": True, "checked": checked}
+            print(to_json(document | {"config": to_container(cfg)}))
+        else:
+            print(f"oscflow {command}: the configuration is valid ({', '.join(checked)} checked)")
+        return 0
+    result = fn(cfg, overrides) if command == "train" else fn(cfg)
     if result.get("rank", 0) > 0:  # data-parallel worker: rank 0 reports
         return 0
-    print(json.dumps(result) if as_json else _human(command, result))
+    print(to_json(result) if as_json else _human(command, result))
     return 0
 
 

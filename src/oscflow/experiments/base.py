@@ -13,6 +13,11 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError
 
+# Longest exposure.days: ~270 years of live time is beyond any experiment; larger values are
+# typos (and make the counts overflow).
+MAX_DAYS = 100_000.0
+_MAX_INT = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class ParameterSpec:
@@ -57,7 +62,7 @@ class ParameterSpec:
                 key, f"{value!r} is not a number", f"give a number in {self.describe_bounds()}"
             ) from None
         lo, hi = self.bounds
-        if math.isnan(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
+        if not math.isfinite(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
             raise ConfigError(
                 key,
                 f"{x:g} is outside the allowed range {self.describe_bounds()}"
@@ -67,17 +72,105 @@ class ParameterSpec:
         return x
 
 
+def is_number(value: Any) -> bool:
+    """An int or float, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def show(value: Any) -> str:
+    """A value as the user would write it in an override (``null`` for None)."""
+    return "null" if value is None else repr(value)
+
+
+def finite(value: Any, key: str, fix: str) -> float:
+    """``value`` as a finite float, else a ConfigError naming ``key``."""
+    if isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not a number", fix)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"{show(value)} is not a number", fix) from None
+    if not math.isfinite(x):
+        raise ConfigError(key, f"{x} is not a finite number", fix)
+    return x
+
+
+def integer(
+    value: Any, key: str, lo: int | None = None, hi: int | None = None, why: str = ""
+) -> int:
+    """``value`` as an int if it is one (``400`` or ``400.0``) in [lo, hi], else a ConfigError
+    naming ``key`` (``why``: the reason for the range)."""
+    low = "-inf" if lo is None else str(lo)
+    high = "inf" if hi is None else str(hi)
+    allowed = f"an integer in [{low}, {high}]"
+    if isinstance(value, bool) or not is_number(value):
+        raise ConfigError(key, f"{show(value)} is not an integer", f"give {allowed}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ConfigError(
+                key, f"{value!r} is not an integer (it would be truncated)", f"give {allowed}"
+            )
+        if abs(value) > _MAX_INT:
+            raise ConfigError(key, f"{value:g} is too large for an integer", f"give {allowed}")
+        value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(key, f"{value} is outside [{low}, {high}]{why}", f"give {allowed}")
+    return int(value)
+
+
+def check_exposure(days: Any, efficiency: Any) -> None:
+    """``exposure.days`` in (0, MAX_DAYS] (or null where a job allows it) and
+    ``exposure.efficiency`` in (0, 1]."""
+    if days is not None:
+        fix = f"give the live time in days, in (0, {MAX_DAYS:g}]"
+        d = finite(days, "exposure.days", fix)
+        if not d > 0:
+            raise ConfigError("exposure.days", f"{d:g} must be > 0 (live days)", fix)
+        if d > MAX_DAYS:
+            raise ConfigError(
+                "exposure.days",
+                f"{d:g} is more than {MAX_DAYS:g} days (~270 years of live time, beyond any "
+                "experiment)",
+                fix,
+            )
+    if efficiency is not None:
+        fix = "give a selection efficiency in (0, 1]"
+        e = finite(efficiency, "exposure.efficiency", fix)
+        if not 0 < e <= 1:
+            raise ConfigError("exposure.efficiency", f"{e:g} is outside (0, 1]", fix)
+
+
+def _bounds(p: Mapping[str, Any], key: str) -> tuple[float | None, float | None]:
+    bounds = p.get("bounds") or (None, None)
+    fix = f"give {key} as [low, high] with finite numbers (or null for open ends), low < high"
+    if isinstance(bounds, str) or len(bounds) != 2:
+        raise ConfigError(key, f"{bounds!r} is not a [low, high] pair", fix)
+    lo, hi = (None if b is None else finite(b, f"{key}[{i}]", fix) for i, b in enumerate(bounds))
+    if lo is not None and hi is not None and not lo < hi:
+        raise ConfigError(key, f"[{lo:g}, {hi:g}] is empty or inverted", fix)
+    return lo, hi
+
+
 def parameter_specs(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, ParameterSpec]:
-    """Parameter specs from the ``experiment.parameters`` config node."""
+    """Parameter specs from the ``experiment.parameters`` config node, validated (finite
+    numbers, sigma >= 0, n_sigma >= 0, bounds low < high)."""
     specs = {}
     for name, p in cfg.items():
-        bounds = p.get("bounds") or (None, None)
+        path = f"experiment.parameters.{name}"
+        bounds = _bounds(p, f"{path}.bounds")
+        sigma = finite(p["sigma"], f"{path}.sigma", "give the 1σ uncertainty, a number >= 0")
+        n_sigma = finite(
+            p.get("n_sigma", 3.0), f"{path}.n_sigma", "give the sampling half-width in σ, >= 0"
+        )
+        for key, x in (("sigma", sigma), ("n_sigma", n_sigma)):
+            if x < 0:
+                raise ConfigError(f"{path}.{key}", f"{x:g} is negative", "give a number >= 0")
         specs[name] = ParameterSpec(
             name=name,
-            nominal=float(p["nominal"]),
-            sigma=float(p["sigma"]),
-            n_sigma=float(p.get("n_sigma", 3.0)),
-            bounds=(bounds[0], bounds[1]),
+            nominal=finite(p["nominal"], f"{path}.nominal", "give the nominal value, a number"),
+            sigma=sigma,
+            n_sigma=n_sigma,
+            bounds=bounds,
             unit=str(p.get("unit", "")),
             kind=str(p.get("kind", "oscillation")),
             source=str(p.get("source", "")),
@@ -121,6 +214,10 @@ class Experiment(abc.ABC):
                 )
             out[key] = self.parameters[key].check(value, f"{prefix}.{key}")
         return out
+
+    def check_edges(self, edges: NDArray[np.float64], energy: str) -> None:  # noqa: B027
+        """Raise ConfigError if the binning ``edges`` (from ``config.bin_edges``) lie outside
+        what the truth model covers. Default: any window ``config.bin_edges`` accepts."""
 
     def needs_pairs(self, energy: str, method: str) -> bool:  # noqa: ARG002 - the Experiment interface
         """Whether ``predictor(energy=…, method=…)`` needs detector-MC pairs (the DVC

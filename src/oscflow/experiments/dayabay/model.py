@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from ...errors import ConfigError
 from ...physics.rates import Exposure
 from ...stats import covariance
-from ..base import Experiment, Prediction, parameter_specs
+from ..base import Experiment, Prediction, check_exposure, finite, parameter_specs
 from .official import OfficialModel
 
 ENERGY = "concatenated"
@@ -84,7 +84,9 @@ class DayaBayExperiment(Experiment):
         self.parameters = parameter_specs(cfg["parameters"])
         self.official_paths = {k: str(p["official"]) for k, p in cfg["parameters"].items()}
         self.options = dict(cfg.get("official_options") or {})
-        self.days = float(cfg["exposure_days"])
+        self.days = finite(
+            cfg["exposure_days"], "experiment.exposure_days", "give the release's live days"
+        )
         ordering = str(cfg.get("oscillation", {}).get("ordering", "normal"))
         if ordering != "normal":
             raise ConfigError(
@@ -115,6 +117,7 @@ class DayaBayExperiment(Experiment):
 
     def exposure(self, days: float, efficiency: float) -> Exposure:
         """The release's exposure: counts are the recorded data set's, not rescalable."""
+        check_exposure(days, efficiency)  # finite numbers first: NaN compares unequal to all
         if abs(days - self.days) > 1e-9 or efficiency != 1.0:
             raise ConfigError(
                 "exposure",

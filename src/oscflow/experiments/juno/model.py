@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,28 +25,60 @@ from ...physics.predictors import (
     ReweightPredictor,
 )
 from ...physics.rates import Exposure
-from ..base import Experiment, Prediction, parameter_specs
+from ..base import Experiment, Prediction, check_exposure, integer, parameter_specs
 
 METHODS = ("matrix", "reweight")
+# Sane ranges of the configuration's physical numbers: far outside them a value is a typo, and
+# the spectrum would overflow to inf/NaN (which oscflow never reports as a result).
+MAX_POWER_GW = 1000.0  # a core's thermal power is a few GW
+BASELINE_KM = (0.001, 13_000.0)  # from 1 m to the Earth's diameter
+MAX_FREE_PROTONS = 1e36  # ~700 × JUNO's 20 kt
+MAX_DENSITY = 20.0  # g/cm³; the Earth's core is ~13
+MAX_RESOLUTION = 1.0  # a resolution term of 100 %
+MAX_RATE_PER_DAY = 1e6  # background events per day (JUNO's IBD rate is ~50/day)
+# The E_ν range of the model, above the IBD threshold (1.806 MeV): reactor spectra end near
+# 12 MeV, the default (16.8) is seed 003's window; larger ranges only cost time.
+NEUTRINO_ENERGY_MAX = (1.9, 30.0)
+FINE_BINS = (100, 100_000)
+WINDOW_FACTOR = 2.0  # binning.emax <= this × neutrino_energy_max
+SHAPE_PARAM_MAX = 1000.0  # background-shape parameters are MeV energies, widths or fractions
+SHAPE_SCALES = frozenset({"slope", "widths"})  # divide the energy: must be > 0
+SHAPE_SCALE_MIN = 1e-3  # MeV
 ProgressFn = Callable[[int], None]
 
 
 def _number(
-    cfg: Mapping[str, Any], key: str, path: str, positive: bool = False, nonneg: bool = False
+    cfg: Mapping[str, Any],
+    key: str,
+    path: str,
+    positive: bool = False,
+    nonneg: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    why: str = "",
 ) -> float:
+    """``cfg[key]`` as a finite float in range, else a ConfigError naming ``path.key``, the
+    value, the allowed range (``why``: the reason for it) and the fix."""
+    name = f"{path}.{key}"
+    raw = cfg.get(key)
     try:
-        value = float(cfg[key])
+        value = float(raw)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(
-            f"{path}.{key}", f"missing or not a number ({cfg.get(key)!r})", "give a number"
-        ) from None
+        raise ConfigError(name, f"missing or not a number ({raw!r})", "give a number") from None
+    if isinstance(raw, bool) or not math.isfinite(value):
+        raise ConfigError(name, f"{raw!r} is not a finite number", f"give a finite {name}")
     if positive and not value > 0:
-        raise ConfigError(
-            f"{path}.{key}", f"{value:g} must be > 0", f"set {path}.{key} to a positive value"
-        )
+        raise ConfigError(name, f"{value:g} must be > 0", f"set {name} to a positive value")
     if nonneg and not value >= 0:
+        raise ConfigError(name, f"{value:g} must be >= 0", f"set {name} to a value >= 0")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        lo = "-inf" if minimum is None else f"{minimum:g}"
+        if minimum is None and (positive or nonneg):
+            lo = "0"
+        hi = "+inf" if maximum is None else f"{maximum:g}"
+        span = f"{'(' if positive and minimum is None else '['}{lo}, {hi}]"
         raise ConfigError(
-            f"{path}.{key}", f"{value:g} must be >= 0", f"set {path}.{key} to a value >= 0"
+            name, f"{value:g} is outside {span}{why}", f"set {name} to a value in {span}"
         )
     return value
 
@@ -59,8 +92,10 @@ def _cores(cfg: Mapping[str, Any]) -> tuple[reactor.Core, ...]:
             f"unknown isotopes {sorted(unknown)}",
             f"use {reactor.ISOTOPES}",
         )
+    for k in fractions:
+        _number(fractions, k, "experiment.fission_fractions", nonneg=True)
     total = sum(float(v) for v in fractions.values())
-    if any(float(v) < 0 for v in fractions.values()) or abs(total - 1.0) > 1e-6:
+    if abs(total - 1.0) > 1e-6:
         raise ConfigError(
             "experiment.fission_fractions",
             f"{fractions} must be >= 0 and sum to 1 (sum {total:g})",
@@ -72,8 +107,16 @@ def _cores(cfg: Mapping[str, Any]) -> tuple[reactor.Core, ...]:
         cores.append(
             reactor.Core(
                 name=str(c["name"]),
-                power_gw=_number(c, "power_gw", path, nonneg=True),
-                baseline_km=_number(c, "baseline_km", path, positive=True),
+                power_gw=_number(c, "power_gw", path, nonneg=True, maximum=MAX_POWER_GW, why=" GW"),
+                baseline_km=_number(
+                    c,
+                    "baseline_km",
+                    path,
+                    positive=True,
+                    minimum=BASELINE_KM[0],
+                    maximum=BASELINE_KM[1],
+                    why=" km (1 m to the Earth's diameter)",
+                ),
                 group=str(c["group"]),
                 fission_fractions={
                     k: float(v) for k, v in (c.get("fission_fractions") or fractions).items()
@@ -95,8 +138,19 @@ def _detector(cfg: Mapping[str, Any]) -> DetectorConfig:
             f"unknown keys {sorted(unknown)}",
             f"use {DetectorConfig.field_names()}",
         )
+    values = {
+        k: _number(
+            cfg,
+            k,
+            "experiment.detector",
+            nonneg=k.startswith("res_"),
+            maximum=MAX_RESOLUTION if k.startswith("res_") else None,
+            why=" (a resolution term of at most 100 %)" if k.startswith("res_") else "",
+        )
+        for k in cfg
+    }
     try:
-        return DetectorConfig(**{k: float(v) for k, v in cfg.items()})
+        return DetectorConfig(**values)
     except ValueError as exc:
         raise ConfigError(
             "experiment.detector", str(exc), "correct the detector parameters"
@@ -115,7 +169,15 @@ def _backgrounds(
                 f"unknown shape {b.get('shape')!r}",
                 f"choose one of {sorted(SHAPES)}",
             )
-        window = tuple(float(x) for x in b.get("norm_window", (0.8, 12.0)))
+        raw_window = b.get("norm_window", (0.8, 12.0))
+        if isinstance(raw_window, str) or len(raw_window) != 2:
+            raise ConfigError(
+                f"{path}.norm_window", f"{raw_window!r} is not [low, high]", "give [low, high]"
+            )
+        window = tuple(
+            _number(dict(enumerate(raw_window)), i, f"{path}.norm_window")  # type: ignore[arg-type]
+            for i in range(2)
+        )
         if not window[0] < window[1]:
             raise ConfigError(
                 f"{path}.norm_window", f"{window} is inverted", "give [low, high] with low < high"
@@ -123,15 +185,36 @@ def _backgrounds(
         out.append(
             BackgroundCategory(
                 name=str(name),
-                rate_per_day=_number(b, "rate_per_day", path, nonneg=True),
+                rate_per_day=_number(
+                    b, "rate_per_day", path, nonneg=True, maximum=MAX_RATE_PER_DAY, why=" per day"
+                ),
                 rate_uncertainty=_number(b, "rate_uncertainty", path, nonneg=True),
                 shape=str(b["shape"]),
-                shape_params=dict(b.get("shape_params") or {}),
+                shape_params=_shape_params(b.get("shape_params") or {}, f"{path}.shape_params"),
                 norm_window=window,  # type: ignore[arg-type]
                 resolution=detector.sigma if b.get("smear", False) else None,
             )
         )
     return tuple(out)
+
+
+def _shape_params(cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A background shape's parameters (energies in MeV, widths, fractions): finite numbers
+    or lists of them, |x| <= SHAPE_PARAM_MAX; scales (``SHAPE_SCALES``) >= SHAPE_SCALE_MIN."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        scale = k in SHAPE_SCALES
+        limits = {
+            "minimum": SHAPE_SCALE_MIN if scale else -SHAPE_PARAM_MAX,
+            "maximum": SHAPE_PARAM_MAX,
+            "why": " MeV (a scale of the shape: at least 1 keV)" if scale else "",
+        }
+        if isinstance(v, str) or not hasattr(v, "__len__"):
+            out[k] = _number(cfg, k, path, **limits)  # type: ignore[arg-type]
+        else:
+            items = dict(enumerate(v))
+            out[k] = [_number(items, i, f"{path}.{k}", **limits) for i in items]  # type: ignore[arg-type]
+    return out
 
 
 class JunoExperiment(Experiment):
@@ -162,15 +245,33 @@ class JunoExperiment(Experiment):
         self.settings = OscillationSettings(
             ordering=ordering,  # type: ignore[arg-type]
             matter=bool(osc.get("matter", True)),
-            density=_number(osc, "density", "experiment.oscillation", nonneg=True),
+            density=_number(
+                osc,
+                "density",
+                "experiment.oscillation",
+                nonneg=True,
+                maximum=MAX_DENSITY,
+                why=" g/cm³ (the Earth's core is ~13)",
+            ),
             electron_fraction=_number(
-                osc, "electron_fraction", "experiment.oscillation", nonneg=True
+                osc, "electron_fraction", "experiment.oscillation", minimum=0.0, maximum=1.0
             ),
         )
         self.backgrounds = _backgrounds(cfg.get("backgrounds") or {}, self.detector)
-        self.free_protons = _number(cfg, "free_protons", "experiment", positive=True)
-        self.emax_nu = _number(cfg, "neutrino_energy_max", "experiment", positive=True)
-        self.response_fine_bins = int(cfg.get("response_fine_bins", 1500))
+        self.free_protons = _number(
+            cfg, "free_protons", "experiment", positive=True, maximum=MAX_FREE_PROTONS
+        )
+        self.emax_nu = _number(
+            cfg,
+            "neutrino_energy_max",
+            "experiment",
+            minimum=NEUTRINO_ENERGY_MAX[0],
+            maximum=NEUTRINO_ENERGY_MAX[1],
+            why=" MeV (above the IBD threshold; reactor spectra end near 12 MeV)",
+        )
+        self.response_fine_bins = integer(
+            cfg.get("response_fine_bins", 1500), "experiment.response_fine_bins", *FINE_BINS
+        )
 
     def with_ordering(self, ordering: str) -> JunoExperiment:
         """The same experiment with the other (or given) mass ordering."""
@@ -183,17 +284,27 @@ class JunoExperiment(Experiment):
         return self.source.groups + tuple(b.name for b in self.backgrounds)
 
     def exposure(self, days: float, efficiency: float) -> Exposure:
-        if not days > 0:
+        """Live days in (0, config.MAX_DAYS] and a selection efficiency in (0, 1]."""
+        check_exposure(days, efficiency)
+        return Exposure(
+            days=float(days), efficiency=float(efficiency), free_protons=self.free_protons
+        )
+
+    def check_edges(self, edges: NDArray[np.float64], energy: str) -> None:
+        """The binning must end below WINDOW_FACTOR × experiment.neutrino_energy_max: there
+        are no events above the model's E_ν range (a wider window catches the resolution
+        tails), and the background shapes are folded on a grid as wide as the window."""
+        top = float(np.asarray(edges)[-1])
+        limit = WINDOW_FACTOR * self.emax_nu
+        if top > limit + 1e-9:
             raise ConfigError(
-                "exposure.days", f"{days:g} must be > 0", "give the live time in days"
+                "binning.emax",
+                f"{top:g} MeV is above {limit:g} MeV, {WINDOW_FACTOR:g} × the model's E_ν range "
+                f"(experiment.neutrino_energy_max = {self.emax_nu:g} MeV; {energy} energy): no "
+                "events lie there",
+                f"set binning.emax <= {limit:g}, or raise experiment.neutrino_energy_max "
+                f"(at most {NEUTRINO_ENERGY_MAX[1]:g} MeV)",
             )
-        if not 0 < efficiency <= 1:
-            raise ConfigError(
-                "exposure.efficiency",
-                f"{efficiency:g} is outside (0, 1]",
-                "give a selection efficiency in (0, 1]",
-            )
-        return Exposure(days=days, efficiency=efficiency, free_protons=self.free_protons)
 
     def simulate_pairs(
         self, n: int, seed: int, chunk: int = 1_000_000, progress: ProgressFn | None = None
@@ -234,6 +345,7 @@ class JunoExperiment(Experiment):
             raise ConfigError("energy", f"{energy!r} unknown", f"use one of {ENERGY_VARIABLES}")
         if method not in METHODS:
             raise ConfigError("method", f"{method!r} unknown", f"use one of {METHODS}")
+        self.check_edges(np.asarray(edges, dtype=np.float64), energy)
         if (method == "reweight" or energy == "prompt") and pairs is None:
             raise ConfigError(
                 "pairs",
@@ -260,6 +372,7 @@ class JunoExperiment(Experiment):
     ) -> dict[str, NDArray[np.float64]]:
         """Expected background counts per bin. Shapes live in prompt energy; in E_ν binning
         they are shown at the IBD-equivalent E_ν = E_prompt + 0.782 MeV (as seed 003 does)."""
+        self.check_edges(edges, energy)
         shift = PROMPT_OFFSET if energy == "neutrino" else 0.0
         return {b.name: b.expected(edges - shift, days) for b in self.backgrounds}
 
