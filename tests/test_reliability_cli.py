@@ -31,6 +31,7 @@ from oscflow import cli
 from oscflow.cli import main
 from oscflow.config import MAX_BINS, load
 from oscflow.errors import ConfigError, ExitCode, OverrideError, UsageError, classify
+from oscflow.services import Command
 
 settings.register_profile(
     "oscflow-cli",
@@ -160,7 +161,9 @@ def test_experiment_plugins_refuse_non_finite_exposures_and_parameters() -> None
 def test_json_printer_never_emits_nan(monkeypatch: pytest.MonkeyPatch) -> None:
     """A result with NaN is a bug: exit 3 and a message saying where, nothing on stdout."""
     monkeypatch.setitem(
-        cli.COMMANDS, "predict", ("predict", lambda _cfg: {"total": math.nan, "counts": [1.0]})
+        cli.CORE,
+        "predict",
+        ("predict", Command("nan", lambda _cfg: {"total": math.nan, "counts": [1.0]})),
     )
     code, out, err = _run("predict", "--json", *PREDICT)
     assert code == ExitCode.INTERNAL
@@ -199,7 +202,7 @@ def test_unexpected_exceptions_are_internal_errors_with_a_debug_hint(
         msg = "unpacking went wrong"
         raise ValueError(msg)
 
-    monkeypatch.setitem(cli.COMMANDS, "predict", ("predict", broken))
+    monkeypatch.setitem(cli.CORE, "predict", ("predict", Command("broken", broken)))
     code, out, err = _run("predict", *PREDICT)
     assert code == ExitCode.INTERNAL
     assert out == ""
@@ -296,12 +299,12 @@ def test_boundary_covers_train_multirun(tmp_path: Path, monkeypatch: pytest.Monk
 # ---------------------------------------------------------------- defect 10: --help per command
 
 
-@pytest.mark.parametrize("command", [*cli.COMMANDS, *cli._platform_commands()])
+@pytest.mark.parametrize("command", [*cli.commands(), *cli._platform_commands()])
 def test_every_command_has_help_generated_from_its_config(command: str) -> None:
     code, out, err = _run(command, "--help")
     assert code == 0, err
     platform = command in cli._platform_commands()
-    job = "platform" if platform else cli.COMMANDS[command][0]
+    job = "platform" if platform else cli.commands()[command][0]
     assert out.startswith(f"oscflow {command}: ")
     assert cli._summaries()[command] in out  # the summary of USAGE
     assert f"conf/{job}.yaml" in out

@@ -52,7 +52,7 @@ from oscflow.events.queue import Queue
 from oscflow.platform import processes, stack
 
 SECRET = "s3cret-for-fuzzing"
-UNHEALTHY = 3  # exit status of `oscflow status` for a stack that is not healthy
+UNHEALTHY = 4  # exit status of `oscflow status` for a stack that is not healthy
 EXAMPLES = int(os.environ.get("OSCFLOW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=EXAMPLES,

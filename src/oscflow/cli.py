@@ -15,34 +15,28 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from .errors import ExitCode, InternalError, UsageError, classify, one_paragraph
+from .services import Command
 
-USAGE = """usage: oscflow <command> [--json] [--cfg] [--check] [--debug] [key=value ...]
+USAGE_HEAD = """usage: oscflow <command> [--json] [--cfg] [--check] [--debug] [key=value ...]
        oscflow <command> --help
 
 commands:
-  simulate   DVC stage: detector Monte Carlo (E_nu, E_rec) pairs       (conf/simulate.yaml)
-  spectra    DVC stage: sampled parameters and exact spectra          (conf/spectra.yaml)
-  predict    expected spectrum for given parameters and exposure      (conf/predict.yaml)
-  summary    what the dataset pipeline produced and where it went     (conf/spectra.yaml)
-  train      train a surrogate, log it to MLflow, register it         (conf/train.yaml)
-             with -m: a Hydra multirun, e.g. `oscflow train -m hparams_search=juno_arch`
-  fit        iminuit fit of a spectrum: model=<uri> data=asimov|toy|<file>  (conf/fit.yaml)
-  sensitivity solar  solar ν_e → ν̄_e / magnetic-moment sensitivity (seed 003):
-             background.source=paper|model limit.method=fc|gauss|auto  (conf/sensitivity.yaml)
+"""
 
+PLATFORM_USAGE = """
 platform (conf/platform.yaml; see `oscflow.platform.cli`):
   up         start the local stack: MLflow server, event intake, workers (stack=team: team
              backends); later commands use the settings `up` saved
   down       stop what `up` started
   status     health of the stack, its jobs and failures [--json]
   intake     run the webhook intake in the foreground
-  worker     run a worker (validate, fit, sensitivity jobs) in the foreground
+  worker     run a worker (the services' jobs) in the foreground
   reconcile  one reconciler pass: registry state vs recorded runs [--json]
   register-webhook  create or update the MLflow webhook that posts to the intake
   registry   promote NAME VERSION [--alias champion] [--force --reason TEXT]
@@ -63,6 +57,20 @@ exit status:
   3  internal error: a bug in oscflow; rerun with --debug and report the traceback
   4  platform: not ready (`status`: the stack is unhealthy; `registry wait`: timed out)
 """
+
+
+def usage() -> str:
+    """The top-level help: the core commands, then every discovered service's command (its
+    ``COMMAND.summary``), then the platform's."""
+    import textwrap
+
+    lines = []
+    for name, (job, cmd) in commands().items():
+        head = f"{name} {cmd.usage}".strip()
+        text = f"{head:<10} {cmd.summary}  (conf/{job}.yaml)"
+        lines += textwrap.wrap(text, 94, initial_indent="  ", subsequent_indent=" " * 13)
+    return USAGE_HEAD + "\n".join(lines) + "\n" + PLATFORM_USAGE
+
 
 OPTIONS = ("--json", "--cfg", "--check")
 HELP_FLAGS = ("-h", "--help")
@@ -98,27 +106,65 @@ def _summary(cfg: Any) -> dict[str, Any]:
     return run(cfg)
 
 
-def _fit(cfg: Any) -> dict[str, Any]:
-    from .services.fit.api import run_cli
-
-    return run_cli(cfg)
-
-
-def _sensitivity(cfg: Any) -> dict[str, Any]:
-    from .services import sensitivity
-
-    return sensitivity.record(cfg, {}) if cfg.record else sensitivity.run(cfg)
+def _model_uri(words: list[str], overrides: list[str]) -> list[str]:
+    """``model=<uri>`` → ``model_uri=<uri>`` (the group name ``model`` belongs to training)."""
+    if words:
+        msg = f"unexpected word {words[0]!r}. Fix: give key=value overrides only"
+        raise UsageError(msg)
+    return [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
 
 
-COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
-    "simulate": ("simulate", _simulate),
-    "spectra": ("spectra", _spectra),
-    "predict": ("predict", _predict),
-    "summary": ("spectra", _summary),
-    "train": ("train", _train),
-    "fit": ("fit", _fit),
-    "sensitivity": ("sensitivity", _sensitivity),
+def _predict_table(result: dict[str, Any]) -> str:
+    from .predict import summary_table
+
+    return summary_table(result)
+
+
+def _summary_text(result: dict[str, Any]) -> str:
+    from .data.summary import format_summary
+
+    return format_summary(result)
+
+
+MODEL_SHORTHAND = ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")
+
+# The core commands (dataset stages, prediction, training); services add theirs (COMMAND).
+CORE: dict[str, tuple[str, Command]] = {
+    "simulate": (
+        "simulate",
+        Command("DVC stage: detector Monte Carlo (E_nu, E_rec) pairs", _simulate),
+    ),
+    "spectra": ("spectra", Command("DVC stage: sampled parameters and exact spectra", _spectra)),
+    "predict": (
+        "predict",
+        Command(
+            "expected spectrum for given parameters and exposure",
+            _predict,
+            human=_predict_table,
+            argv=_model_uri,
+            shorthands=[MODEL_SHORTHAND],
+        ),
+    ),
+    "summary": (
+        "spectra",
+        Command("what the dataset pipeline produced and where it went", _summary, _summary_text),
+    ),
+    "train": (
+        "train",
+        Command(
+            "train a surrogate, log it to MLflow, register it; with -m: a Hydra multirun, "
+            "e.g. `oscflow train -m hparams_search=juno_arch`",
+            _train,
+        ),
+    ),
 }
+
+
+def commands() -> dict[str, tuple[str, Command]]:
+    """Every command but the platform's: the core ones and each service's (discovered)."""
+    from .services import commands as service_commands
+
+    return {**CORE, **service_commands()}
 
 
 def _platform_commands() -> tuple[str, ...]:
@@ -155,23 +201,8 @@ def to_json(result: Any, **kwargs: Any) -> str:
 
 
 def _human(command: str, result: dict[str, Any]) -> str:
-    if command == "predict":
-        from .predict import summary_table
-
-        return summary_table(result)
-    if command == "fit":
-        from .services.fit.api import summary_table as fit_summary
-
-        return fit_summary(result)
-    if command == "sensitivity":
-        from .services.sensitivity.service import summary_table as sensitivity_summary
-
-        return sensitivity_summary(result)
-    if command == "summary":
-        from .data.summary import format_summary
-
-        return format_summary(result)
-    return to_json(result, indent=2)
+    human = commands()[command][1].human
+    return human(result) if human is not None else to_json(result, indent=2)
 
 
 # --- validation without running (--check) --------------------------------------------------
@@ -207,11 +238,12 @@ def check(cfg: Any) -> dict[str, Any]:
 
 
 def _summaries() -> dict[str, str]:
-    """Each command's summary, read from USAGE (so the two never disagree): a line
-    ``  name [words]  summary`` and its more deeply indented continuation lines."""
-    out: dict[str, list[str]] = {}
+    """Each command's summary: its ``Command.summary``; a platform command's read from
+    PLATFORM_USAGE (so the two never disagree): a line ``  name [words]  summary`` and its
+    more deeply indented continuation lines."""
+    out: dict[str, list[str]] = {name: [cmd.summary] for name, (_, cmd) in commands().items()}
     current: list[str] | None = None
-    for line in USAGE.splitlines():
+    for line in PLATFORM_USAGE.splitlines():
         if not line.startswith("  ") or line.lstrip().startswith("-"):
             current = None
         elif line.startswith("   ") and current is not None:  # continuation
@@ -276,19 +308,9 @@ def _short(value: Any, width: int = 72) -> str:
 
 
 def _shorthands(command: str) -> list[tuple[str, str]]:
-    """The command line's own spellings of config overrides (see ``_run``)."""
-    if command in ("predict", "sensitivity"):
-        return [("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")]
-    if command != "fit":
-        return []
-    from .services.fit.api import DATA_KINDS, SHORTHANDS
-
-    return [
-        ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)"),
-        (f"data={'|'.join(DATA_KINDS)}", "fit/observation=<that>"),
-        ("data=<file>", "fit/observation=file observation.path=<file>"),
-        *((f"{k}=<value>", f"{v}=<value>") for k, v in SHORTHANDS.items()),
-    ]
+    """The command line's own spellings of config overrides (``Command.shorthands``)."""
+    known = commands()
+    return list(known[command][1].shorthands) if command in known else []
 
 
 def command_help(command: str) -> str:
@@ -297,16 +319,15 @@ def command_help(command: str) -> str:
     from .config import load
 
     platform = command in _platform_commands()
-    job = "platform" if platform else COMMANDS[command][0]
+    job = "platform" if platform else commands()[command][0]
     summary = _summaries().get(command, "")
-    if command == "sensitivity":
-        usage = "oscflow sensitivity solar [--json] [--cfg] [--check] [key=value ...]"
-    elif command == "registry":
+    words = "" if platform else commands()[command][1].usage
+    if command == "registry":
         usage = "oscflow registry promote|show|wait NAME ... [key=value ...] (see above)"
     elif platform:
         usage = f"oscflow {command} [--json] [key=value ...]"
     else:
-        usage = f"oscflow {command} [--json] [--cfg] [--check] [key=value ...]"
+        usage = f"oscflow {f'{command} {words}'.strip()} [--json] [--cfg] [--check] [key=value ...]"
     lines = [f"oscflow {command}: {summary}", "", f"usage: {usage}"]
     if command == "train":
         lines.append("       oscflow train -m key=a,b ... (Hydra multirun; -m hparams_search=…)")
@@ -366,17 +387,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: list[str]) -> int:
     if not args:
-        print(USAGE, file=sys.stderr)
+        print(usage(), file=sys.stderr)
         return int(ExitCode.USAGE)
     if args[0] in HELP_FLAGS or (args[0] == "help" and len(args) == 1):
-        print(USAGE)
+        print(usage())
         return 0
     if args[0] == "help":
         args = [args[1], "--help"]
     command, rest = args[0], args[1:]
     platform = _platform_commands()
-    if command not in COMMANDS and command not in platform:
-        names = ", ".join([*COMMANDS, *platform])
+    known = commands()
+    if command not in known and command not in platform:
+        names = ", ".join([*known, *platform])
         msg = f"unknown command {command!r}. Fix: use one of {names} (`oscflow --help`)"
         raise UsageError(msg)
     if set(HELP_FLAGS) & set(rest):
@@ -421,25 +443,15 @@ def _run(command: str, rest: list[str]) -> int:
             f"--help (`oscflow {command} --help`)"
         )
         raise UsageError(msg)
-    overrides = [a for a in rest if not a.startswith("--")]
-    if command == "predict":  # `model=<uri>`: the group name `model` belongs to training
-        overrides = [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
-    if command == "sensitivity":  # `oscflow sensitivity <analysis> [key=value ...]`
-        words = [a for a in overrides if "=" not in a]
-        if len(words) != 1:
-            msg = (
-                "usage: oscflow sensitivity solar [key=value ...] [--json]. Fix: name one "
-                "analysis (solar)"
-            )
-            raise UsageError(msg)
-        overrides = [f"analysis={words[0]}"] + [
-            f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides if "=" in a
-        ]
-    job, fn = COMMANDS[command]
-    if command == "fit":  # model=<uri>, data=asimov|toy|<file> (see services/fit/api.py)
-        from .services.fit.api import cli_overrides
-
-        overrides = cli_overrides(overrides)
+    job, cmd = commands()[command]
+    given = [a for a in rest if not a.startswith("--")]
+    words = [a for a in given if "=" not in a]
+    overrides = [a for a in given if "=" in a]
+    if cmd.argv is not None:
+        overrides = cmd.argv(words, overrides)
+    elif words:
+        msg = f"unexpected word {words[0]!r}. Fix: give key=value overrides only"
+        raise UsageError(msg)
     from .config import load, to_container
 
     cfg = load(job, overrides)
@@ -454,7 +466,7 @@ def _run(command: str, rest: list[str]) -> int:
         else:
             print(f"oscflow {command}: the configuration is valid ({', '.join(checked)} checked)")
         return 0
-    result = fn(cfg, overrides) if command == "train" else fn(cfg)
+    result = _train(cfg, overrides) if command == "train" else cmd.run(cfg)
     if result.get("rank", 0) > 0:  # data-parallel worker: rank 0 reports
         return 0
     print(to_json(result) if as_json else _human(command, result))

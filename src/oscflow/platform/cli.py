@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import OscflowError
+from ..errors import ExitCode, OscflowError, UsageError, one_paragraph
 
 COMMANDS = ("up", "down", "status", "intake", "worker", "reconcile", "register-webhook", "registry")
 FLAGS = {"--json", "--force"}
@@ -40,8 +40,8 @@ def _split(args: Sequence[str]) -> tuple[list[str], set[str], list[str]]:
         elif arg in FLAGS:
             flags.add(arg)
         elif arg.startswith("--"):
-            raise OscflowError(
-                f"unknown option {arg} (options: {', '.join(sorted(FLAGS | set(VALUED)))})"
+            raise UsageError(
+                f"unknown option {arg}. Fix: use {', '.join(sorted(FLAGS | set(VALUED)))}"
             )
         elif "=" in arg:
             overrides.append(arg)
@@ -52,7 +52,7 @@ def _split(args: Sequence[str]) -> tuple[list[str], set[str], list[str]]:
 
 def _registry_overrides(words: list[str], flags: set[str]) -> tuple[str, list[str]]:
     if not words or words[0] not in ("promote", "show", "wait"):
-        raise OscflowError("usage: oscflow registry promote|show|wait NAME [VERSION] ...")
+        raise UsageError("usage: oscflow registry promote|show|wait NAME [VERSION] ...")
     action, rest = words[0], words[1:]
     out = []
     if rest:
@@ -64,7 +64,7 @@ def _registry_overrides(words: list[str], flags: set[str]) -> tuple[str, list[st
         else:
             out.append(f"registry.version={json.dumps(target)}")
     if action == "promote" and len(rest) < 2:
-        raise OscflowError("usage: oscflow registry promote NAME VERSION [--alias champion]")
+        raise UsageError("usage: oscflow registry promote NAME VERSION [--alias champion]")
     if "--force" in flags:
         out.append("registry.force=true")
     return action, out
@@ -80,12 +80,12 @@ def main(command: str, args: Sequence[str]) -> int:
             action, extra = _registry_overrides(words, flags)
             overrides = extra + overrides
         elif words:
-            raise OscflowError(f"unexpected argument {words[0]!r}")
+            raise UsageError(f"unexpected argument {words[0]!r}. Fix: give key=value overrides")
         cfg = load("platform", overrides)
         result = _run(command, action, cfg, overrides)
     except OscflowError as exc:
-        print(f"oscflow {command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"oscflow {command}: error: {one_paragraph(str(exc))}", file=sys.stderr)
+        return int(exc.exit_code)
     if result is None:
         return 0
     if "--json" in flags:
@@ -93,9 +93,9 @@ def main(command: str, args: Sequence[str]) -> int:
     else:
         print(_human(command, action, result))
     if command == "status":
-        return 0 if result["healthy"] else 3
+        return 0 if result["healthy"] else int(ExitCode.NOT_READY)
     if command == "registry" and action == "wait":
-        return 0 if result["complete"] else 4
+        return 0 if result["complete"] else int(ExitCode.NOT_READY)
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from .. import Command, Routes
-from .api import cli_overrides, fit, run_cli, summary_table
+from .api import DATA_KINDS, SHORTHANDS, cli_overrides, fit, run_cli, summary_table
 from .minimize import FitNotConverged
 
 JOB = "fit"
@@ -28,6 +28,12 @@ COMMAND = Command(
     run=run_cli,
     human=summary_table,
     argv=lambda words, overrides: cli_overrides([*words, *overrides]),
+    shorthands=[
+        ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)"),
+        (f"data={'|'.join(DATA_KINDS)}", "fit/observation=<that>"),
+        ("data=<file>", "fit/observation=file observation.path=<file>"),
+        *((f"{k}=<value>", f"{v}=<value>") for k, v in SHORTHANDS.items()),
+    ],
 )
 
 

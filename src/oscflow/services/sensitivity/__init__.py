@@ -79,4 +79,5 @@ COMMAND = Command(
     human=_human,
     argv=_argv,
     usage="solar",
+    shorthands=[("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")],
 )
