@@ -141,3 +141,56 @@ def test_float64_path_equals_the_float32_module_and_returns_fresh_arrays(activat
     assert first.dtype == torch.float64
     assert torch.equal(first, kept)
     np.testing.assert_allclose(first.numpy(), ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "n_params", "name"),
+    [
+        (
+            "seed_mlp",
+            {"hidden": [400, 400], "activation": "silu"},
+            322_800,
+            "seed_mlp-400x400-silu-323k",
+        ),
+        (
+            "seed_mlp",
+            {"hidden": [400, 400], "activation": "relu"},
+            322_800,
+            "seed_mlp-400x400-323k",
+        ),
+        ("seed_mlp", {"hidden": [32, 32], "activation": "silu"}, 14_480, "seed_mlp-32x32-silu-14k"),
+        ("resmlp", {"width": 256, "depth": 3, "expansion": 2}, 1_234_567, "resmlp-w256d3-1235k"),
+        ("pca_mlp", {"hidden": [256, 256], "components": 32}, 75_000, "pca_mlp-256x256-k32-75k"),
+        ("pca_mlp", {"hidden": [64], "components": 8}, 499, "pca_mlp-64-k8-0k"),
+    ],
+)
+def test_each_architecture_names_its_runs(arch, options, n_params, name) -> None:
+    """`<architecture>-<shape>-<parameters>`: the names oscflow train has always given."""
+    from oscflow.surrogate import architectures
+
+    assert architectures.run_name(arch, options, n_params) == name
+
+
+def test_an_architecture_without_a_shape_is_named_custom() -> None:
+    from oscflow.surrogate import architectures
+
+    architectures.register("test_noshape")(lambda n_in, n_out, *_: torch.nn.Linear(n_in, n_out))
+    try:
+        assert architectures.run_name("test_noshape", {}, 2005) == "test_noshape-custom-2k"
+        # registering first does not hide the built-in architectures
+        assert {"seed_mlp", "resmlp", "pca_mlp"} <= set(architectures.ARCHITECTURES)
+    finally:
+        del architectures.ARCHITECTURES["test_noshape"]
+    with pytest.raises(ValueError, match="unknown architecture 'test_noshape'"):
+        architectures.run_name("test_noshape", {}, 1)
+
+
+def test_small_batches_run_on_one_torch_thread_and_restore_the_count() -> None:
+    from oscflow.surrogate.threads import SMALL_BATCH, threads_for
+
+    n = torch.get_num_threads()
+    with threads_for(SMALL_BATCH):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == n
+    with threads_for(SMALL_BATCH + 1):
+        assert torch.get_num_threads() == n

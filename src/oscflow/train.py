@@ -2,148 +2,106 @@
 
 Also a Hydra app for multirun sweeps: ``python -m oscflow.train -m model=seed_mlp,resmlp``.
 
-Sequence: dataset (refused if it does not match a resumed model) → model with scalers fitted on
-the training split → MLflow run (new, or the checkpoint's run when resuming) → Lightning fit
-(per-epoch losses to MLflow) → accuracy on the test split against the exact model, timing,
-plots, accuracy JSON → model logged with signature and input example, registered as
-``<experiment>-spectrum`` with lineage tags. Any failure ends the run FAILED with the reason.
+After lightning-hydra-template's ``train.py``: the config is composed (``cli``/Hydra), then
+``run`` is the sequence, each step a function below —
+
+    dataset → datamodule → checkpoint to resume (refused if it does not match the dataset) →
+    model (scalers fitted on the training split) → with ``training_run`` (MLflow run: new, or
+    the checkpoint's; tags, params; ends FINISHED / FAILED with the reason / KILLED when
+    pruned or interrupted): inputs → fit → evaluate → log → register.
+
+What is recorded how lives where it belongs: the run in ``tracking.training_run``, the
+Trainer in ``surrogate.trainer``, accuracy and speed in ``surrogate.evaluation``, the model
+version in ``registry.models``; run names come from the architecture (``surrogate.
+architectures``), so adding one needs no edit here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .config import to_container
 from .data.spectra import spectra_dir
 from .errors import ConfigError
+from .tracking import tags as tag_names
 
+if TYPE_CHECKING:
+    import lightning as L
 
-def _run_name(cfg: DictConfig, n_params: int) -> str:
-    if cfg.run_name:
-        return str(cfg.run_name)
-    m = cfg.model
-    if m.name == "seed_mlp":
-        shape = "x".join(str(h) for h in m.hidden)
-        if m.get("activation", "relu") != "relu":
-            shape += f"-{m.activation}"
-    elif m.name == "resmlp":
-        shape = f"w{m.width}d{m.depth}"
-    elif m.name == "pca_mlp":
-        shape = f"{'x'.join(str(h) for h in m.hidden)}-k{m.components}"
-    else:
-        shape = "custom"
-    return f"{m.name}-{shape}-{n_params / 1000:.0f}k"
+    from .surrogate.datamodule import SpectraDataModule
+    from .surrogate.evaluation import Evaluation
+    from .surrogate.lightning_module import SurrogateModule
+    from .tracking.training_run import TrainingRun
 
-
-def _model_options(cfg: DictConfig) -> dict[str, Any]:
-    return {
-        k: v for k, v in to_container(cfg.model).items() if k not in ("name", "output_transform")
-    }
-
-
-def _device(trainer: Any) -> str:
-    import torch
-
-    kind = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
-    if kind == "cuda" and torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(0)}"
-    return kind
-
-
+# Data-parallel workers started by Lightning's launcher re-run the command with LOCAL_RANK > 0;
+# rank 0 tells them its run and output directory through these variables.
 DDP_RUN_ENV = "OSCFLOW_TRAIN_RUN_ID"
 DDP_DIR_ENV = "OSCFLOW_TRAIN_OUTPUT_DIR"
 
 
-def _fit(
-    cfg: DictConfig,
-    module: Any,
-    dm: Any,
-    output_dir: Path,
-    logger: Any,
-    ckpt_path: str | None,
-    client: Any = None,
-    run_id: str | None = None,
-    extra_callbacks: Sequence[Any] = (),
-) -> Any:
-    """Build the Lightning Trainer from the config and fit; returns the trainer."""
-    import lightning as L
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        ModelCheckpoint,
-        RichProgressBar,
-        TQDMProgressBar,
-    )
-
-    callbacks: list[Any] = [
-        ModelCheckpoint(
-            dirpath=output_dir / "checkpoints",
-            filename="epoch{epoch:03d}",
-            auto_insert_metric_name=False,
-            monitor=cfg.callbacks.checkpoint.monitor,
-            save_last=cfg.callbacks.checkpoint.save_last,
-            save_top_k=cfg.callbacks.checkpoint.save_top_k,
-        )
-    ]
-    if cfg.callbacks.early_stopping.enabled:
-        callbacks.append(
-            EarlyStopping(
-                monitor=cfg.callbacks.early_stopping.monitor,
-                patience=cfg.callbacks.early_stopping.patience,
-            )
-        )
-    callbacks.extend(extra_callbacks)
-    if cfg.callbacks.progress_bar:
-        callbacks.append(
-            RichProgressBar()
-            if sys.stderr.isatty()
-            else TQDMProgressBar(refresh_rate=max(1, len(dm.train_dataloader()) // 4))
-        )
-    trainer = L.Trainer(
-        **to_container(cfg.trainer),
-        logger=logger if logger is not None else False,
-        callbacks=callbacks,
-        default_root_dir=str(output_dir),
-        enable_progress_bar=bool(cfg.callbacks.progress_bar),
-        enable_model_summary=False,
-    )
-    if client is not None and run_id is not None:
-        client.set_tag(run_id, "oscflow.device", _device(trainer))
-    with warnings.catch_warnings():
-        if ckpt_path:  # resuming writes into the run's own, non-empty checkpoint directory
-            warnings.filterwarnings(
-                "ignore", message="Checkpoint directory .* exists and is not empty"
-            )
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    return trainer
-
-
 def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Train, evaluate, log, register. Returns a JSON-ready summary."""
+    """Train, evaluate, log, register. Returns a JSON-ready summary (``oscflow train --json``);
+    a data-parallel worker (rank > 0) only trains and returns its run and rank."""
     import lightning as L
-    import torch
-    from lightning.pytorch.loggers import MLFlowLogger
-    from mlflow.tracking import MlflowClient
 
-    from .plots.accuracy import plot_prediction_vs_truth
-    from .registry import log_and_register
-    from .registry.reactors import float64_evaluator, trained_settings
-    from .surrogate.accuracy import evaluate, fit_bias
-    from .surrogate.datamodule import SpectraDataModule
-    from .surrogate.lightning_module import SurrogateModule
-    from .surrogate.model import FastSurrogate, SpectrumSurrogate, SurrogateSpec
-    from .tracking import lineage, runs
+    from .tracking.training_run import training_run, training_tags
 
-    root = Path(cfg.paths.root_dir).resolve()
+    data_path = dataset(cfg)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = datamodule(cfg, data_path)
+    ckpt_path, resume_run_id = checkpoint(cfg, dm)
+    module = model(cfg, dm)
+    n_params = module.surrogate.n_parameters()
+    if ddp_worker():
+        return train_as_ddp_worker(cfg, module, dm, ckpt_path)
+    # A resumed run keeps writing where it was: <output_dir>/checkpoints/<ckpt>.
+    output_dir = (
+        Path(ckpt_path).resolve().parent.parent if ckpt_path else Path(cfg.paths.output_dir)
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = to_container(cfg)
+    architecture = module.surrogate.spec.architecture
+    tags = training_tags(cfg, architecture, n_params, data_path, resolved, overrides)
+    name = run_name(cfg, n_params)
+    with training_run(cfg, name, tags, resolved, resume_run_id) as mlrun:
+        module.mlflow_run_id = mlrun.run_id
+        mlrun.log_inputs(dm, data_path)
+        trainer, train_seconds = fit(cfg, module, dm, output_dir, ckpt_path, mlrun)
+        evaluation = evaluate(cfg, module, dm)
+        metrics = {
+            **evaluation.metrics,
+            "train_seconds": train_seconds,
+            "n_parameters": float(n_params),
+            "epochs": float(trainer.current_epoch),
+            **evaluation.speed,
+        }
+        artifacts = output_dir / "artifacts"
+        mlrun.log_evaluation(
+            evaluation, metrics, int(trainer.global_step), artifacts, cfg, name, cfg.plot_points
+        )
+        registered = register(cfg, mlrun, module, metrics, artifacts)
+    return {
+        "run_id": mlrun.run_id,
+        "experiment": mlrun.experiment_name,
+        "tracking_uri": mlrun.tracking_uri,
+        "model_uri": registered["model_uri"],
+        "registered_model": registered["name"],
+        "version": registered["version"],
+        "checkpoint_dir": str(output_dir / "checkpoints"),
+        "metrics": metrics,
+    }
+
+
+def dataset(cfg: DictConfig) -> Path:
+    """The spectra dataset's directory; refused (ConfigError naming the fix) before anything
+    is written if the DVC stage has not built it."""
     data_path = spectra_dir(cfg)
     if not (data_path / "meta.json").is_file():
         raise ConfigError(
@@ -151,228 +109,172 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             f"no spectra dataset at {data_path}",
             f"build it first: dvc repro (params.yaml data: {cfg.data.name})",
         )
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dm = SpectraDataModule(
-        data_path,
-        cfg.data.loader.batch_size,
-        cfg.data.loader.eval_batch_size,
-        cfg.data.loader.num_workers,
-        int(cfg.seed),
+    return data_path
+
+
+def datamodule(cfg: DictConfig, data_path: Path) -> SpectraDataModule:
+    """The Lightning DataModule over the dataset's memory-mapped splits (``data.loader``)."""
+    from .surrogate.datamodule import SpectraDataModule
+
+    loader = cfg.data.loader
+    return SpectraDataModule(
+        data_path, loader.batch_size, loader.eval_batch_size, loader.num_workers, int(cfg.seed)
     )
+
+
+def checkpoint(cfg: DictConfig, dm: SpectraDataModule) -> tuple[str | None, str | None]:
+    """``ckpt_path`` to resume from and the MLflow run it trained in (both None for a new
+    training): a checkpoint of another dataset (inputs, binning, energy) is refused here,
+    before any run or directory is made."""
+    if not cfg.ckpt_path:
+        return None, None
+    from .surrogate.lightning_module import checkpoint_record
+
+    ckpt_path = str(cfg.ckpt_path)
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(
+            "ckpt_path",
+            f"no checkpoint at {ckpt_path}",
+            "give the path of a .ckpt written by an earlier run",
+        )
+    run_id, spec = checkpoint_record(ckpt_path)
+    if spec:
+        dm.check_matches(spec)
+    return ckpt_path, run_id
+
+
+def model(cfg: DictConfig, dm: SpectraDataModule) -> SurrogateModule:
+    """The LightningModule of architecture ``model.name`` with its options, output scaler
+    fitted on the training split, and the settings the dataset was built with recorded in
+    its spec (what requests are checked against when the model is used)."""
+    from .registry.reactors import trained_settings
+    from .surrogate.lightning_module import SurrogateModule
+    from .surrogate.model import SpectrumSurrogate, SurrogateSpec
+
     spec = SurrogateSpec.from_meta(
         dm.meta,
         str(cfg.model.name),
-        _model_options(cfg),
+        model_options(cfg),
         str(cfg.model.output_transform),
         trained_with=trained_settings(dm.meta, cfg.experiment),
     )
-
-    client_uri = runs.tracking_uri(str(cfg.logger.tracking_uri), root)
-    import mlflow
-
-    mlflow.set_tracking_uri(client_uri)
-    client = MlflowClient(client_uri)
-    experiment_id = runs.ensure_experiment(
-        client, str(cfg.logger.experiment_name), str(cfg.logger.artifact_location)
-    )
-
-    ckpt_path = str(cfg.ckpt_path) if cfg.ckpt_path else None
-    if ckpt_path:
-        if not Path(ckpt_path).is_file():
-            raise ConfigError(
-                "ckpt_path",
-                f"no checkpoint at {ckpt_path}",
-                "give the path of a .ckpt written by an earlier run",
-            )
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        saved_spec = (saved.get("oscflow") or {}).get("spec")
-        if saved_spec:
-            dm.check_matches(saved_spec)
-        run_id = (saved.get("oscflow") or {}).get("mlflow_run_id")
-    else:
-        run_id = None
-
-    _train_params, train_spectra = dm.split("train")
+    _params, train_spectra = dm.split("train")
     surrogate = SpectrumSurrogate(spec, train_spectra=train_spectra)
     module = SurrogateModule(surrogate, to_container(cfg.optim))
-    n_params = surrogate.n_parameters()
-    resolved = to_container(cfg)
-    # Data-parallel workers started by Lightning's launcher re-run this command with
-    # LOCAL_RANK > 0: they train in the parent's run and output directory and log nothing.
-    worker = int(os.environ.get("LOCAL_RANK", "0")) > 0 and DDP_RUN_ENV in os.environ
-    if worker:
-        run_id = os.environ[DDP_RUN_ENV]
-    elif run_id is None:
-        run = client.create_run(experiment_id, run_name=_run_name(cfg, n_params))
-        run_id = run.info.run_id
-    else:
-        client.update_run(run_id, status="RUNNING")
-    module.mlflow_run_id = run_id
     module.spec_dict = {
         "inputs": list(spec.inputs),
         "bin_edges": list(spec.bin_edges),
         "energy": spec.energy,
     }
+    return module
 
-    # A resumed run keeps writing where it was: <output_dir>/checkpoints/<ckpt>.
-    output_dir = (
-        Path(ckpt_path).resolve().parent.parent if ckpt_path else Path(cfg.paths.output_dir)
-    )
-    if worker:
-        output_dir = Path(os.environ[DDP_DIR_ENV])
-        _fit(cfg, module, dm, output_dir, None, ckpt_path)
-        return {"run_id": run_id, "rank": int(os.environ["LOCAL_RANK"])}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        if not ckpt_path:
-            runs.log_params(client, run_id, resolved)
-        spectra_md5 = lineage.dataset_md5(root, data_path)
-        pairs_md5 = lineage.dataset_md5(root, data_path.parent / "pairs")
-        tags = {
-            "oscflow.architecture": spec.architecture,
-            # what the event workers compose the version's services with (events/jobs.py)
-            "oscflow.experiment": str(cfg.experiment.name),
-            "oscflow.dataset.name": str(cfg.data.name),
-            "oscflow.n_parameters": str(n_params),
-            "oscflow.dataset": str(data_path),
-            "oscflow.dataset.spectra_md5": spectra_md5 or "untracked",
-            "oscflow.dataset.pairs_md5": pairs_md5 or "untracked",
-            "oscflow.config_hash": lineage.config_hash(resolved),
-            "oscflow.hydra_overrides": " ".join(overrides) or "(none)",
-            "mlflow.source.git.commit": lineage.git_commit(root),
-        }
-        if cfg.sweep.trial_number is not None:
-            tags["mlflow.parentRunId"] = str(cfg.sweep.parent_run_id)
-            tags["oscflow.sweep.study"] = str(cfg.sweep.study_name)
-            tags["oscflow.sweep.trial"] = str(cfg.sweep.trial_number)
-        for k, v in tags.items():
-            client.set_tag(run_id, k, v)
-        for split in ("train", "val", "test"):
-            params, _ = dm.split(split)
-            runs.log_dataset(
-                run_id,
-                params,
-                str(data_path),
-                f"{spec.experiment}/{dm.meta['dataset']}/{split}",
-                spectra_md5,
-                split,
-            )
 
-        logger = MLFlowLogger(
-            experiment_name=str(cfg.logger.experiment_name),
-            tracking_uri=client_uri,
-            run_id=run_id,
-            log_model=False,
-        )
-        pruning = []
-        if cfg.sweep.trial_number is not None and cfg.sweep.monitor:  # None: multi-objective
-            from .surrogate.pruning import OptunaPruning, trial_from_storage
-
-            trial = trial_from_storage(
-                str(cfg.sweep.study_name), str(cfg.sweep.storage), int(cfg.sweep.trial_number)
-            )
-            pruning.append(OptunaPruning(trial, str(cfg.sweep.monitor)))
-        t0 = time.perf_counter()
-        os.environ[DDP_RUN_ENV], os.environ[DDP_DIR_ENV] = run_id, str(output_dir.resolve())
-        try:
-            trainer = _fit(cfg, module, dm, output_dir, logger, ckpt_path, client, run_id, pruning)
-        finally:
-            os.environ.pop(DDP_RUN_ENV, None)
-            os.environ.pop(DDP_DIR_ENV, None)
-        train_seconds = time.perf_counter() - t0
-
-        surrogate = module.surrogate.cpu().eval()
-        fast = FastSurrogate(surrogate)
-        test_params, test_spectra = dm.split("test")
-        metrics, preds = evaluate(fast.predict, test_params, test_spectra)
-        metrics.update(
-            fit_bias(
-                float64_evaluator(fast),
-                test_params,
-                test_spectra,
-                preds,
-                {k: float(cfg.experiment.parameters[k].sigma) for k in spec.inputs},
-            )
-        )
-        metrics["train_seconds"] = train_seconds
-        metrics["n_parameters"] = float(n_params)
-        metrics["epochs"] = float(trainer.current_epoch)
-        if cfg.timing:
-            metrics.update(fast.timing())
-        for k, v in metrics.items():
-            client.log_metric(run_id, k, float(v), step=int(trainer.global_step))
-
-        art = output_dir / "artifacts"
-        art.mkdir(exist_ok=True)
-        (art / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        n_sample = min(64, len(test_params))
-        np.savez(
-            art / "predictions_sample.npz",
-            params=np.asarray(test_params[:n_sample]),
-            predictions=preds[:n_sample],
-        )
-        (art / "accuracy.json").write_text(
-            json.dumps({"test": metrics, "definitions": "oscflow.surrogate.accuracy"}, indent=2)
-        )
-        n_plot = min(int(cfg.plot_points), len(test_params))
-        idx = np.linspace(0, len(test_params) - 1, n_plot).astype(int)
-        labels = [
-            ", ".join(f"{k}={v:.4g}" for k, v in zip(spec.inputs, test_params[i], strict=True))
-            for i in idx
-        ]
-        plot_prediction_vs_truth(
-            art / "prediction_vs_truth.png",
-            spec.bin_edges,
-            preds[idx],
-            np.asarray(test_spectra[idx]),
-            labels,
-            title=f"{_run_name(cfg, n_params)}: test spectra, max |Δ|/truth (≥1 % peak) = {metrics['max_rel_dev_peak1']:.2e}",
-        )
-        for f in sorted(art.iterdir()):
-            client.log_artifact(run_id, str(f))
-
-        version_tags = {
-            "oscflow.training_run": run_id,
-            "oscflow.dataset.spectra_md5": tags["oscflow.dataset.spectra_md5"],
-            "oscflow.dataset.pairs_md5": tags["oscflow.dataset.pairs_md5"],
-            "oscflow.config_hash": tags["oscflow.config_hash"],
-            "oscflow.git_commit": tags["mlflow.source.git.commit"],
-            "oscflow.architecture": spec.architecture,
-            "oscflow.experiment": tags["oscflow.experiment"],
-            "oscflow.dataset.name": tags["oscflow.dataset.name"],
-            **{
-                f"oscflow.metric.{k}": f"{metrics[k]:.6g}"
-                for k in (
-                    "max_rel_dev_peak1",
-                    "p99_rel_dev_peak1",
-                    "max_rel_dev_all",
-                    "artefact_rms_median",
-                    "fit_bias_max_sigma",
-                )
-            },
-        }
-        registered = log_and_register(
-            surrogate, run_id, art, version_tags, register=bool(cfg.logger.register)
-        )
-        client.set_terminated(run_id, status="FINISHED")
-    except BaseException as exc:
-        if type(exc).__name__ == "TrialPruned":  # optuna's; a pruned trial is not a failure
-            client.set_tag(run_id, "oscflow.pruned", "true")
-            client.set_tag(run_id, "oscflow.pruned_reason", str(exc))
-            client.set_terminated(run_id, status="KILLED")
-        else:
-            runs.mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
-        raise
+def model_options(cfg: DictConfig) -> dict[str, Any]:
+    """The architecture's options: ``model`` without its name and output transform."""
     return {
-        "run_id": run_id,
-        "experiment": str(cfg.logger.experiment_name),
-        "tracking_uri": client_uri,
-        "model_uri": registered["model_uri"],
-        "registered_model": registered["name"],
-        "version": registered["version"],
-        "checkpoint_dir": str(output_dir / "checkpoints"),
-        "metrics": metrics,
+        k: v for k, v in to_container(cfg.model).items() if k not in ("name", "output_transform")
     }
+
+
+def run_name(cfg: DictConfig, n_params: int) -> str:
+    """``run_name`` if given, else the architecture's own name for the run
+    (``<architecture>-<shape>-<parameters>``, e.g. ``seed_mlp-400x400-silu-323k``)."""
+    from .surrogate import architectures
+
+    if cfg.run_name:
+        return str(cfg.run_name)
+    return architectures.run_name(str(cfg.model.name), model_options(cfg), n_params)
+
+
+def ddp_worker() -> bool:
+    """Whether this process is a data-parallel worker (rank > 0) that rank 0's launcher
+    started: it trains in rank 0's run and output directory and logs nothing."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 and DDP_RUN_ENV in os.environ
+
+
+def train_as_ddp_worker(
+    cfg: DictConfig, module: SurrogateModule, dm: SpectraDataModule, ckpt_path: str | None
+) -> dict[str, Any]:
+    """A worker's share of the fit (no logger: rank 0 records everything)."""
+    from .surrogate import trainer as trainers
+
+    module.mlflow_run_id = os.environ[DDP_RUN_ENV]
+    trainer = trainers.make_trainer(cfg, dm, Path(os.environ[DDP_DIR_ENV]))
+    trainers.fit(trainer, module, dm, ckpt_path)
+    return {"run_id": module.mlflow_run_id, "rank": int(os.environ["LOCAL_RANK"])}
+
+
+def fit(
+    cfg: DictConfig,
+    module: SurrogateModule,
+    dm: SpectraDataModule,
+    output_dir: Path,
+    ckpt_path: str | None,
+    mlrun: TrainingRun,
+) -> tuple[L.Trainer, float]:
+    """Fit with the configured Trainer (per-epoch losses to the run, the device as a tag, a
+    sweep trial's pruning callback); returns the trainer and the wall time of the fit. The
+    run and output directory are passed to data-parallel workers in the environment."""
+    from .surrogate import trainer as trainers
+
+    trainer = trainers.make_trainer(
+        cfg, dm, output_dir, mlrun.lightning_logger(), pruning_callbacks(cfg)
+    )
+    mlrun.set_tag(tag_names.DEVICE, trainers.device_name(trainer))
+    t0 = time.perf_counter()
+    os.environ[DDP_RUN_ENV], os.environ[DDP_DIR_ENV] = mlrun.run_id, str(output_dir.resolve())
+    try:
+        trainers.fit(trainer, module, dm, ckpt_path)
+    finally:
+        os.environ.pop(DDP_RUN_ENV, None)
+        os.environ.pop(DDP_DIR_ENV, None)
+    return trainer, time.perf_counter() - t0
+
+
+def pruning_callbacks(cfg: DictConfig) -> list[Any]:
+    """A sweep trial's pruning: report ``sweep.monitor`` every epoch to the study's trial and
+    stop when its pruner says so (none outside sweeps, or for multi-objective studies)."""
+    if cfg.sweep.trial_number is None or not cfg.sweep.monitor:
+        return []
+    from .surrogate.pruning import OptunaPruning, trial_from_storage
+
+    trial = trial_from_storage(
+        str(cfg.sweep.study_name), str(cfg.sweep.storage), int(cfg.sweep.trial_number)
+    )
+    return [OptunaPruning(trial, str(cfg.sweep.monitor))]
+
+
+def evaluate(cfg: DictConfig, module: SurrogateModule, dm: SpectraDataModule) -> Evaluation:
+    """Accuracy against the exact model on the test split, the fit bias in units of each
+    parameter's uncertainty (``experiment.parameters.<p>.sigma``), and with ``timing`` the
+    latency and throughput (``surrogate.evaluation``)."""
+    from .surrogate.evaluation import evaluate_surrogate
+
+    surrogate = module.surrogate
+    params, spectra = dm.split("test")
+    sigmas = {k: float(cfg.experiment.parameters[k].sigma) for k in surrogate.spec.inputs}
+    return evaluate_surrogate(surrogate, params, spectra, sigmas, timing=bool(cfg.timing))
+
+
+def register(
+    cfg: DictConfig,
+    mlrun: TrainingRun,
+    module: SurrogateModule,
+    metrics: dict[str, float],
+    artifacts: Path,
+) -> dict[str, Any]:
+    """Log the model to the run (signature, input example) and, with ``logger.register``,
+    register it as ``<experiment>-spectrum`` with the lineage tags on the version from its
+    creation (``registry.models``). Returns {"model_uri", "name", "version"}."""
+    from .registry import log_and_register, version_tags
+
+    return log_and_register(
+        module.surrogate,
+        mlrun.run_id,
+        artifacts,
+        version_tags(mlrun.run_id, mlrun.tags, metrics),
+        register=bool(cfg.logger.register),
+    )
 
 
 def _hydra_main() -> None:

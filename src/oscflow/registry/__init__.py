@@ -6,6 +6,7 @@ from .models import (
     load_surrogate,
     log_and_register,
     registered_name,
+    version_tags,
 )
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "load_surrogate",
     "log_and_register",
     "registered_name",
+    "version_tags",
 ]

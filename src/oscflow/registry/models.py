@@ -21,6 +21,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from ..errors import ConfigError, OscflowError
 from ..surrogate.model import FastSurrogate, SpectrumSurrogate
+from ..tracking import tags as tag_names
 
 ARTIFACT = "surrogate"
 MLMODEL = "MLmodel"
@@ -66,6 +67,37 @@ def signature(model: SpectrumSurrogate) -> ModelSignature:
     inputs = Schema([ColSpec("double", name) for name in model.spec.inputs])
     outputs = Schema([TensorSpec(np.dtype(np.float64), (-1, model.spec.n_out))])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+# Training metrics copied onto each version (``oscflow.metric.<name>``): what the promotion
+# gates and the MLflow UI's version table read without opening the training run.
+VERSION_METRICS = (
+    "max_rel_dev_peak1",
+    "p99_rel_dev_peak1",
+    "max_rel_dev_all",
+    "artefact_rms_median",
+    "fit_bias_max_sigma",
+)
+
+
+def version_tags(
+    run_id: str, run_tags: Mapping[str, str], metrics: Mapping[str, float]
+) -> dict[str, str]:
+    """The lineage tags of a version registered from training run ``run_id`` (whose tags are
+    ``run_tags``, ``tracking.training_run.training_tags``): the run, the dataset's DVC md5s and
+    name, the config hash, the git commit, the architecture, the experiment, and the
+    ``VERSION_METRICS`` of ``metrics``."""
+    return {
+        tag_names.TRAINING_RUN: run_id,
+        tag_names.DATASET_SPECTRA_MD5: run_tags[tag_names.DATASET_SPECTRA_MD5],
+        tag_names.DATASET_PAIRS_MD5: run_tags[tag_names.DATASET_PAIRS_MD5],
+        tag_names.CONFIG_HASH: run_tags[tag_names.CONFIG_HASH],
+        tag_names.GIT_COMMIT: run_tags[tag_names.MLFLOW_GIT_COMMIT],
+        tag_names.ARCHITECTURE: run_tags[tag_names.ARCHITECTURE],
+        tag_names.EXPERIMENT: run_tags[tag_names.EXPERIMENT],
+        tag_names.DATASET_NAME: run_tags[tag_names.DATASET_NAME],
+        **{f"{tag_names.METRIC_PREFIX}{k}": f"{metrics[k]:.6g}" for k in VERSION_METRICS},
+    }
 
 
 def log_and_register(

@@ -7,10 +7,9 @@ ranges), and scaling its counts from its reference exposure to any other (exactl
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigError
 from ..surrogate.model import FastSurrogate
+from ..surrogate.threads import float64_evaluator
 from ..tracking.lineage import flatten
 
 PREFIX = "experiment."
@@ -105,44 +105,6 @@ def resolve_version(uri: str) -> ModelVersion:
         else:
             mv = client.get_model_version(name, ver)
     return ModelVersion(uri, mv.name, str(mv.version), mv.run_id)
-
-
-def float64_evaluator(surrogate: FastSurrogate) -> Any:
-    """The surrogate's network in float64 (``FastSurrogate.float64``) on numpy arrays:
-    x (B, n_in) float64 → counts (B, K) float64, with one torch thread for small batches."""
-    import torch
-
-    fn = surrogate.float64()
-
-    def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        if surrogate.device.type != "cpu":
-            t = t.to(surrogate.device)
-        with _threads_for(t.shape[0]):
-            return fn(t).cpu().numpy()
-
-    return evaluate
-
-
-SMALL_BATCH = 64
-
-
-@contextlib.contextmanager
-def _threads_for(batch: int) -> Iterator[None]:
-    """One torch thread for a fit's small batches: intra-op threads gain nothing there, and
-    their spinning pool slows the BLAS that the statistic uses next (a Daya Bay χ² evaluation,
-    546×546 Cholesky included, 12 ms → 5 ms on 2 cores; benchmarks/bench_dayabay.py)."""
-    import torch
-
-    n = torch.get_num_threads()
-    if batch > SMALL_BATCH or n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 class SurrogateReactors:

@@ -19,10 +19,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.io import load_array, read_meta
 from ..data.spectra import FORMAT, SPLITS
+from ..errors import InputError
 
 
-class DatasetMismatchError(ValueError):
-    """The dataset's metadata does not match what the model expects."""
+class DatasetMismatchError(InputError, ValueError):
+    """The dataset's metadata does not match what the model expects (an input error: the
+    message names the difference and the fix)."""
 
 
 class _BatchDataset(Dataset):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from torch import nn
 from ..errors import OscflowError
 from .model import SpectrumSurrogate
 
+CHECKPOINT_KEY = "oscflow"  # SurrogateModule's own record in a Lightning checkpoint
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -119,4 +121,14 @@ class SurrogateModule(L.LightningModule):
         raise ValueError(msg)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["oscflow"] = {"mlflow_run_id": self.mlflow_run_id, "spec": self.spec_dict}
+        checkpoint[CHECKPOINT_KEY] = {"mlflow_run_id": self.mlflow_run_id, "spec": self.spec_dict}
+
+
+def checkpoint_record(path: str | os.PathLike[str]) -> tuple[str | None, dict[str, Any] | None]:
+    """What ``SurrogateModule`` wrote into a checkpoint besides Lightning's state: the MLflow
+    run it trained in (a resumed training continues that run) and the spec of its data
+    (inputs, binning, energy; the dataset must match it). (None, None) for checkpoints
+    without them."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    record = saved.get(CHECKPOINT_KEY) or {}
+    return record.get("mlflow_run_id"), record.get("spec") or None

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
+from . import tags
 from .lineage import flatten
 
 PARAM_BATCH = 100
@@ -83,5 +84,5 @@ def log_dataset(
 
 def mark_failed(client: MlflowClient, run_id: str, reason: str) -> None:
     """Record why a run failed and end it FAILED."""
-    client.set_tag(run_id, "oscflow.failure_reason", reason[:5000])
+    client.set_tag(run_id, tags.FAILURE_REASON, reason[:5000])
     client.set_terminated(run_id, status="FAILED")

@@ -10,6 +10,9 @@ from __future__ import annotations
 EXPERIMENT = "oscflow.experiment"
 DATASET = "oscflow.dataset"
 DATASET_NAME = "oscflow.dataset.name"
+DATASET_SPECTRA_MD5 = "oscflow.dataset.spectra_md5"  # DVC md5 of the spectra dataset
+DATASET_PAIRS_MD5 = "oscflow.dataset.pairs_md5"  # DVC md5 of the MC pairs it was built from
+UNTRACKED = "untracked"  # the value of a dataset md5 that dvc.lock does not record
 GIT_COMMIT = "oscflow.git_commit"
 CONFIG_HASH = "oscflow.config_hash"
 TRAINING_RUN = "oscflow.training_run"
@@ -17,6 +20,10 @@ ARCHITECTURE = "oscflow.architecture"
 N_PARAMETERS = "oscflow.n_parameters"
 DEVICE = "oscflow.device"
 HYDRA_OVERRIDES = "oscflow.hydra_overrides"
+
+# MLflow's own run tags that oscflow sets.
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_PARENT_RUN = "mlflow.parentRunId"
 
 # Service runs (one per service, model version, config; see services/ and events/).
 SERVICE = "oscflow.service"

@@ -3,8 +3,14 @@
 An architecture is a ``torch.nn.Module`` mapping scaled inputs (B, n_in) in [−1, 1] to scaled
 outputs (B, n_out) (the output scaler's space). It is built by ``build(name, n_in, n_out,
 options, fit_outputs)`` where ``fit_outputs`` returns a sample of scaled training outputs for
-architectures that fit something to the data at construction (e.g. a PCA basis). Adding an
-architecture: a module here that calls ``register`` and a config ``conf/model/<name>.yaml``.
+architectures that fit something to the data at construction (e.g. a PCA basis).
+
+Adding an architecture: a module here (or anywhere imported before training) that decorates
+its builder with ``register(name, shape=...)``, and a config ``conf/model/<name>.yaml``.
+``shape(options)`` says in a few characters what distinguishes one configuration from another
+(``400x400-silu``, ``w256d3``); training runs are named ``<name>-<shape>-<parameters>``
+(``run_name``), so the MLflow UI tells runs apart without opening them. Nothing else (the
+training job, the registry) names architectures.
 """
 
 from __future__ import annotations
@@ -12,26 +18,67 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 Builder = Callable[[int, int, Mapping[str, Any], Callable[[], torch.Tensor] | None], nn.Module]
-ARCHITECTURES: dict[str, Builder] = {}
+Shape = Callable[[Mapping[str, Any]], str]
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
+def custom_shape(options: Mapping[str, Any]) -> str:
+    """The shape of an architecture that does not describe its own: ``custom``."""
+    del options
+    return "custom"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: its builder and how its runs are named."""
+
+    name: str
+    build: Builder
+    shape: Shape = custom_shape
+
+    def run_name(self, options: Mapping[str, Any], n_params: int) -> str:
+        """``<name>-<shape>-<parameters in thousands>k``, e.g. ``seed_mlp-400x400-silu-323k``."""
+        return f"{self.name}-{self.shape(options)}-{n_params / 1000:.0f}k"
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+_discovered = False
+
+
+def register(name: str, shape: Shape | None = None) -> Callable[[Builder], Builder]:
+    """Decorator registering a builder as architecture ``name`` (a later registration of the
+    same name replaces it); ``shape(options)`` names its configurations (default ``custom``)."""
+
     def deco(fn: Builder) -> Builder:
-        ARCHITECTURES[name] = fn
+        ARCHITECTURES[name] = Architecture(name, fn, shape or custom_shape)
         return fn
 
     return deco
 
 
 def _discover() -> None:
+    """Import every module of this package once (each registers its architecture)."""
+    global _discovered  # noqa: PLW0603 - discovery happens once per process
+    if _discovered:
+        return
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
+    _discovered = True
+
+
+def get(name: str) -> Architecture:
+    """Architecture ``name`` (ValueError naming the choices if unknown)."""
+    _discover()
+    if name not in ARCHITECTURES:
+        msg = f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}"
+        raise ValueError(msg)
+    return ARCHITECTURES[name]
 
 
 def build(
@@ -42,12 +89,13 @@ def build(
     fit_outputs: Callable[[], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Instantiate architecture ``name`` (ValueError naming the choices if unknown)."""
-    if not ARCHITECTURES:
-        _discover()
-    if name not in ARCHITECTURES:
-        msg = f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}"
-        raise ValueError(msg)
-    return ARCHITECTURES[name](n_in, n_out, dict(options), fit_outputs)
+    return get(name).build(n_in, n_out, dict(options), fit_outputs)
+
+
+def run_name(name: str, options: Mapping[str, Any], n_params: int) -> str:
+    """The name of a training run of architecture ``name`` with ``options`` and ``n_params``
+    trainable parameters (``Architecture.run_name``)."""
+    return get(name).run_name(options, n_params)
 
 
 def activation(name: str) -> nn.Module:

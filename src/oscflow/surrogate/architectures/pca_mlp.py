@@ -37,7 +37,13 @@ class PCAHead(nn.Module):
         return self.body(x) @ self.basis + self.offset
 
 
-@register("pca_mlp")
+def shape(options: Mapping[str, Any]) -> str:
+    """``256x256-k32``: hidden widths and the number of principal components."""
+    hidden = "x".join(str(h) for h in options.get("hidden", [256, 256]))
+    return f"{hidden}-k{options.get('components', 32)}"
+
+
+@register("pca_mlp", shape=shape)
 def build(
     n_in: int,
     n_out: int,

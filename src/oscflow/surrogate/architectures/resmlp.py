@@ -39,7 +39,12 @@ class ResMLP(nn.Module):
         return self.head(self.norm(self.blocks(self.stem(x))))
 
 
-@register("resmlp")
+def shape(options: Mapping[str, Any]) -> str:
+    """``w256d3``: block width and depth."""
+    return f"w{options.get('width', 256)}d{options.get('depth', 3)}"
+
+
+@register("resmlp", shape=shape)
 def build(
     n_in: int,
     n_out: int,

@@ -25,7 +25,14 @@ def mlp(n_in: int, n_out: int, hidden: list[int], act: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register("seed_mlp")
+def shape(options: Mapping[str, Any]) -> str:
+    """``400x400`` (hidden widths), ``-<activation>`` unless seed 001's ReLU."""
+    out = "x".join(str(h) for h in options.get("hidden", [400, 400]))
+    act = options.get("activation", "relu")
+    return out if act == "relu" else f"{out}-{act}"
+
+
+@register("seed_mlp", shape=shape)
 def build(
     n_in: int,
     n_out: int,

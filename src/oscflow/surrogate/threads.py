@@ -1,0 +1,52 @@
+"""Torch threading for surrogate evaluation: a surrogate's network in float64 on numpy arrays
+(what fits, the fit-bias metric and the validate service call), with one torch thread for
+small batches.
+
+Intra-op threads gain nothing on a fit's small batches, and their spinning pool slows the BLAS
+that the statistic uses next (a Daya Bay χ² evaluation, 546×546 Cholesky included, 12 ms →
+5 ms on 2 cores; benchmarks/bench_dayabay.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from .model import FastSurrogate
+
+SMALL_BATCH = 64
+
+
+def float64_evaluator(
+    surrogate: FastSurrogate,
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """The surrogate's network in float64 (``FastSurrogate.float64``) on numpy arrays:
+    x (B, n_in) float64 → counts (B, K) float64, with one torch thread for small batches."""
+    fn = surrogate.float64()
+
+    def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        if surrogate.device.type != "cpu":
+            t = t.to(surrogate.device)
+        with threads_for(t.shape[0]):
+            return fn(t).cpu().numpy()
+
+    return evaluate
+
+
+@contextlib.contextmanager
+def threads_for(batch: int) -> Iterator[None]:
+    """One torch thread while evaluating a batch of at most ``SMALL_BATCH`` rows (the caller's
+    thread count is restored after); larger batches keep every thread."""
+    n = torch.get_num_threads()
+    if batch > SMALL_BATCH or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
