@@ -281,10 +281,11 @@ def _hydra_main() -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from .config import config_dir
+    from .config import check_values, config_dir
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> dict[str, Any]:
+        check_values(cfg)  # what config.load checks for a single run, for each sweep job
         result = run(cfg, overrides=list(HydraConfig.get().overrides.task))
         if result.get("rank", 0) > 0:
             return result
