@@ -14,11 +14,9 @@ that would change them: one stack, one set of settings, until ``oscflow down``."
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -29,6 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..data.io import write_json
 from ..errors import OscflowError
 from . import processes
 from .secrets import fernet_key, private_file
@@ -226,17 +225,7 @@ def save_settings(state_dir: Path, cfg: DictConfig, overrides: Sequence[str]) ->
         ),
         "saved_at": time.time(),
     }
-    path = state_dir / STACK_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{STACK_FILE}.", dir=state_dir)  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_json(state_dir / STACK_FILE, doc)  # atomic; mkstemp's mode 0600
     return doc
 
 
