@@ -30,7 +30,8 @@ TINY = {
         "dtype": "float32",
     },
 }
-pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
+# One xdist worker: the tests build on each other's state of the clone, in order.
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
 
 @pytest.fixture(scope="module")

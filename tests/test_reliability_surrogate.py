@@ -108,8 +108,14 @@ def _copy_version(
 
 
 def _lineage(r: dict[str, str]) -> dict[str, str]:
-    """The lineage tags of the session's version."""
-    return dict(MlflowClient(r["tracking_uri"]).get_model_version(r["name"], r["version"]).tags)
+    """The lineage tags of the session's version (as registration set them: not what other
+    tests' validations and promotions added since)."""
+    tags = MlflowClient(r["tracking_uri"]).get_model_version(r["name"], r["version"]).tags
+    return {
+        k: v
+        for k, v in tags.items()
+        if not k.startswith(("oscflow.validation.", "oscflow.promotion.", "oscflow.gate."))
+    }
 
 
 # ------------------------------------------------------------------ defect 9: trained settings

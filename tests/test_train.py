@@ -14,7 +14,7 @@ from helpers import TINY_DATA, make_clone
 from helpers import run as run_cmd
 
 TRAIN_DATA = TINY_DATA
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train")]  # one trained module fixture
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,10 @@ def _argv(words: list[str], overrides: list[str]) -> list[str]:
     if len(words) != 1:
         from ...errors import UsageError
 
-        raise UsageError("give one analysis: oscflow sensitivity solar [key=value ...]")
+        raise UsageError(
+            "usage: oscflow sensitivity solar [key=value ...] [--json]. Fix: name one analysis "
+            "(solar)"
+        )
     return [f"analysis={words[0]}"] + [
         f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides
     ]
