@@ -13,7 +13,8 @@ change of 1 is one standard deviation for one parameter.
   such bins use the Poisson term 2μ (our convention, the n → 0 limit of the likelihood ratio).
 
 Each ``*_terms`` function returns the per-bin contributions (for residual plots); ``statistic``
-sums them. Gaussian pulls: ((x − x₀)/σ)².
+sums them; ``DERIVATIVES`` holds their first and second derivatives with respect to μ (for
+gradient-based fits, e.g. ``stats.batched_fit``). Gaussian pulls: ((x − x₀)/σ)².
 """
 
 from __future__ import annotations
@@ -66,6 +67,56 @@ TERMS: dict[str, TermsFn] = {
     "cnp": cnp_terms,
 }
 STATISTICS: tuple[str, ...] = tuple(TERMS)
+
+
+DerivativesFn = Callable[[ArrayLike, ArrayLike], tuple[FloatArray, FloatArray]]
+
+
+def _counts_and_mu(data: ArrayLike, expected: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), TINY)
+    return n, mu
+
+
+def poisson_derivatives(data: ArrayLike, expected: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """∂/∂μ and ∂²/∂μ² of ``poisson_terms``: 2(1 − n/μ) and 2n/μ² (n = 0: 2 and 0)."""
+    n, mu = _counts_and_mu(data, expected)
+    return 2.0 * (1.0 - n / mu), 2.0 * n / mu**2
+
+
+def pearson_derivatives(data: ArrayLike, expected: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """∂/∂μ and ∂²/∂μ² of ``pearson_terms``: 1 − n²/μ² and 2n²/μ³."""
+    n, mu = _counts_and_mu(data, expected)
+    return 1.0 - (n / mu) ** 2, 2.0 * n**2 / mu**3
+
+
+def neyman_derivatives(data: ArrayLike, expected: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """∂/∂μ and ∂²/∂μ² of ``neyman_terms``: 2(μ − n)/v and 2/v (v = n, or 1 where n = 0)."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    v = np.where(n > 0, n, 1.0)
+    return 2.0 * (mu - n) / v, np.broadcast_to(2.0 / v, np.broadcast(n, mu).shape).copy()
+
+
+def cnp_derivatives(data: ArrayLike, expected: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """∂/∂μ and ∂²/∂μ² of ``cnp_terms``: [2(μ − n)/n + 2(1 − n²/μ²)]/3 and [2/n + 4n²/μ³]/3
+    (n = 0: 2 and 0, the derivatives of 2μ)."""
+    n, mu = _counts_and_mu(data, expected)
+    pos = n > 0
+    safe_n = np.where(pos, n, 1.0)
+    d1 = np.where(pos, (2.0 * (mu - n) / safe_n + 2.0 * (1.0 - (n / mu) ** 2)) / 3.0, 2.0)
+    d2 = np.where(pos, (2.0 / safe_n + 4.0 * n**2 / mu**3) / 3.0, 0.0)
+    return d1, d2
+
+
+# First and second derivatives of each statistic's terms with respect to μ (per bin,
+# broadcasting over leading axes): the gradient and Hessian of a fit by the chain rule.
+DERIVATIVES: dict[str, DerivativesFn] = {
+    "poisson": poisson_derivatives,
+    "pearson": pearson_derivatives,
+    "neyman": neyman_derivatives,
+    "cnp": cnp_derivatives,
+}
 
 
 def statistic(name: str, data: ArrayLike, expected: ArrayLike) -> FloatArray | float:
