@@ -227,8 +227,8 @@ class _Problem:
         """g (M, P), the Fisher/Gauss–Newton curvature H_F (M, P, P), f′ and f″ (M, B)."""
         d1, d2 = DERIVATIVES[self.stat](self.n[rows], mu)
         w = 2.0 / np.maximum(mu, TINY) if self.stat == "poisson" else d2
-        g = np.einsum("mb,mbp->mp", d1, jac)
-        h = np.einsum("mbp,mb,mbq->mpq", jac, w, jac)
+        g = _jt_v(jac, d1)
+        h = _jt_w_j(jac, w)
         g, h = self.add_prior(g, h, theta, rows)
         return g, h, d1, d2
 
@@ -242,6 +242,16 @@ class _Problem:
         idx = np.arange(theta.shape[1])
         h[:, idx, idx] += 2.0 * inv_s2
         return g, h
+
+
+def _jt_v(jac: FloatArray, v: FloatArray) -> FloatArray:
+    """Jᵀv per fit: (M, B, P), (M, B) → (M, P) (batched BLAS, not einsum's loops)."""
+    return np.matmul(v[:, None, :], jac)[:, 0, :]
+
+
+def _jt_w_j(jac: FloatArray, w: FloatArray) -> FloatArray:
+    """Jᵀ diag(w) J per fit: (M, B, P), (M, B) → (M, P, P)."""
+    return np.matmul(jac.transpose(0, 2, 1) * w[:, None, :], jac)
 
 
 def _scaled_eigh(h: FloatArray, use: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -373,7 +383,7 @@ def _hessian(
     calls = np.zeros(m, dtype=np.int64)
     if not exact:
         return h_f, sigma_f, calls
-    h = np.einsum("mbp,mb,mbq->mpq", jac, d2, jac)
+    h = _jt_w_j(jac, d2)
     zero = np.zeros_like(theta)
     h = prob.add_prior(zero, h, theta, rows)[1]
     second = np.zeros((m, p, p))
@@ -391,7 +401,7 @@ def _hessian(
         calls += free_j
         safe = np.where(step != 0, step, 1.0)
         dj = (jac_j - jac) / safe[:, None, None]  # ∂J/∂θ_j: (M, B, P)
-        second[:, :, j] = np.where(free_j[:, None], np.einsum("mb,mbp->mp", d1, dj), 0.0)
+        second[:, :, j] = np.where(free_j[:, None], _jt_v(dj, d1), 0.0)
     h = h + 0.5 * (second + second.transpose(0, 2, 1))
     return h, sigma_f, calls
 
