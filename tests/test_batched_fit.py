@@ -202,3 +202,19 @@ def test_wrong_model_shapes_and_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="statistic"):
         fit_batch(toy.model, n, TOY_START, statistic="gauss")
     assert isinstance(fit_batch(toy.model, n[0], TOY_START, **TOY_KW), BatchFitResult)
+
+
+def test_a_parameter_the_data_cannot_constrain_fails_hesse() -> None:
+    """A third parameter with no effect on μ: the Hessian is singular, the fit is not valid and
+    its errors are NaN (never a finite number that looks like a result)."""
+    rng = np.random.default_rng(8)
+    a = np.c_[rng.uniform(1, 5, size=(10, 2)), np.zeros(10)]
+    n = rng.poisson(a @ [2.0, 3.0, 0.0], size=(3, 10)).astype(float)
+    res = fit_batch(linear_model(a), n, [1.0, 1.0, 0.0], lower=[0, 0, -1], upper=[10, 10, 1])
+    assert res.hesse_failed.all()
+    assert not res.valid.any()
+    assert np.isnan(res.errors).all()
+    assert "hesse_failed 3" in res.summary()
+    fixed = fit_batch(linear_model(a), n, [1.0, 1.0, 0.0], fixed=[False, False, True])
+    assert fixed.valid.all()
+    np.testing.assert_allclose(fixed.values, res.values, rtol=1e-6)
