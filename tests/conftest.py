@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if EXPENSIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+GROUPING_FIX = "Fix: pip install 'pytest<9.2' (pyproject's dev extra pins it)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest 9.2's structured node ids make pytest-xdist ≤ 3.8's ``--dist loadgroup`` ignore
+    the xdist_group marks (pytest-dev/pytest-xdist#1386): the tests of one stack, dataset or
+    trained fixture would run on several workers, out of order. Refuse such a run."""
+    import xdist
+
+    def version(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
+
+    if config.getoption("dist", "no") == "loadgroup" and (
+        version(pytest.__version__) >= (9, 2) and version(xdist.__version__) <= (3, 8)
+    ):
+        msg = (
+            f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__} ignores "
+            f"xdist_group marks under --dist loadgroup. {GROUPING_FIX}"
+        )
+        raise pytest.UsageError(msg)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook has tagged the node ids
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The same check on each xdist worker, whatever the versions: a grouped test's node id
+    carries ``@<group>``, or the run stops (the worker cannot print; the run fails)."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    lost = [
+        i.nodeid
+        for i in session.items
+        if i.get_closest_marker("xdist_group") and "@" not in i.nodeid
+    ]
+    if lost:
+        msg = f"--dist loadgroup ignores xdist_group ({lost[0]} has no @group). {GROUPING_FIX}"
+        raise pytest.UsageError(msg)
 
 
 @pytest.fixture(scope="session")

@@ -110,6 +110,9 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """A process the test started itself (not by `up`), leading its own session like a daemon."""
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    deadline = time.monotonic() + 10  # Popen returns a moment before exec sets the cmdline
+    while not (processes.identity(proc.pid) or {}).get("cmdline") and time.monotonic() < deadline:
+        time.sleep(0.001)
     try:
         yield proc
     finally:

@@ -1,6 +1,7 @@
-"""A worker process: the Huey consumer (``workers.count`` threads) plus one background thread
-that heartbeats into the ledger and runs the reconciler at start and every
-``reconcile.interval_s``."""
+"""A worker process: the Huey consumer (``workers.count`` threads) plus two background threads,
+one heartbeating into the ledger every ``workers.heartbeat_s`` and one running the reconciler at
+start and every ``reconcile.interval_s``. They are separate so that a slow reconciler pass (an
+MLflow server under load) never makes a live worker look dead to ``oscflow status``."""
 
 from __future__ import annotations
 
@@ -17,23 +18,29 @@ from .reconciler import reconcile
 log = logging.getLogger("oscflow.worker")
 
 
-def _background(queue: Queue, wid: str, started: float, stop: threading.Event) -> None:
-    cfg = queue.cfg
-    interval = float(cfg.reconcile.interval_s)
-    beat = float(cfg.workers.heartbeat_s)
-    next_reconcile = 0.0
+def _heartbeat(queue: Queue, wid: str, started: float, stop: threading.Event) -> None:
+    beat = float(queue.cfg.workers.heartbeat_s)
     while not stop.is_set():
         try:
             queue.ledger.heartbeat(wid, started)
-            if time.time() >= next_reconcile:
-                summary = reconcile(queue)
-                if summary["enqueued"]:
-                    log.info("reconciler enqueued %s", summary["enqueued"])
-                next_reconcile = time.time() + interval
-        except Exception as exc:  # noqa: BLE001 — MLflow may be starting; try again next beat
-            log.warning("reconciler pass failed: %s", exc)
-            next_reconcile = time.time() + beat
+        except Exception as exc:  # noqa: BLE001 — the ledger may be restarting; next beat
+            log.warning("heartbeat failed: %s", exc)
         stop.wait(beat)
+
+
+def _reconciler(queue: Queue, stop: threading.Event) -> None:
+    cfg = queue.cfg
+    interval, beat = float(cfg.reconcile.interval_s), float(cfg.workers.heartbeat_s)
+    while not stop.is_set():
+        try:
+            summary = reconcile(queue)
+            if summary["enqueued"]:
+                log.info("reconciler enqueued %s", summary["enqueued"])
+            wait = interval
+        except Exception as exc:  # noqa: BLE001 — MLflow may be starting; try again soon
+            log.warning("reconciler pass failed: %s", exc)
+            wait = beat
+        stop.wait(wait)
 
 
 def run_worker(cfg: DictConfig) -> None:
@@ -42,10 +49,11 @@ def run_worker(cfg: DictConfig) -> None:
     queue = Queue(cfg)
     wid, started = worker_id(), time.time()
     stop = threading.Event()
-    thread = threading.Thread(
-        target=_background, args=(queue, wid, started, stop), name="reconciler", daemon=True
-    )
-    thread.start()
+    for target, args, name in (
+        (_heartbeat, (queue, wid, started, stop), "heartbeat"),
+        (_reconciler, (queue, stop), "reconciler"),
+    ):
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
     consumer = queue.huey.create_consumer(
         workers=int(cfg.workers.count),
         worker_type="thread",
