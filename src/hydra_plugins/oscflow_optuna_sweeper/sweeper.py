@@ -114,7 +114,7 @@ class _Heartbeat:
 
 class OscflowOptunaSweeper(Sweeper):
     def __init__(self, **kwargs: Any) -> None:
-        self.opts = {
+        self.opts: dict[str, Any] = {
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in kwargs.items()
         }
@@ -295,13 +295,13 @@ class OscflowOptunaSweeper(Sweeper):
                 return f"objective missing from the job's result ({exc})"
             study.tell(trial, values if len(values) > 1 else values[0])
             return None
-        exc = ret._return_value  # Hydra keeps the job's exception here
-        if isinstance(exc, optuna.TrialPruned):
+        raised = ret._return_value  # Hydra keeps the job's exception here
+        if isinstance(raised, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             return None
-        log.error("trial %d failed: %s", trial.number, exc)
+        log.error("trial %d failed: %s", trial.number, raised)
         study.tell(trial, state=TrialState.FAIL)
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(raised).__name__}: {raised}"
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:

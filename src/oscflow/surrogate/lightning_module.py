@@ -91,6 +91,7 @@ class SurrogateModule(L.LightningModule):
         optimizer = OPTIMIZERS[name](self.surrogate.net.parameters(), **cfg)
         if scheduler in (None, "none"):
             return optimizer
+        sched: torch.optim.lr_scheduler.LRScheduler
         if scheduler == "cosine":
             epochs = max(int(self.trainer.max_epochs or 1), 1)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)

@@ -222,7 +222,7 @@ def _read_root(p: Path, key: str | None) -> tuple[NDArray, NDArray]:
     return np.asarray(values), np.asarray(edges)
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
+def _short(exc: object, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
