@@ -142,13 +142,14 @@ class OscflowOptunaSweeper(Sweeper):
         o = self.opts
         params, conditional = dict(o.get("params") or {}), dict(o.get("conditional") or {})
         space.validate(params, conditional)
-        cfg = self.config
+        cfg, context = self.config, self.hydra_context
         assert cfg is not None
+        assert context is not None
         self._check_keys(cfg, params, [])
         for key, per_choice in conditional.items():
             for choice, sub in (per_choice or {}).items():
                 choice_override = space.to_override(key, choice)
-                composed = self.hydra_context.config_loader.load_sweep_config(  # type: ignore[union-attr]
+                composed = context.config_loader.load_sweep_config(
                     cfg, [*arguments, choice_override]
                 )
                 self._check_keys(composed, sub or {}, [choice_override])
@@ -180,7 +181,9 @@ class OscflowOptunaSweeper(Sweeper):
 
     @staticmethod
     def _check_keys(cfg: DictConfig, entries: dict[str, Any], context: list[str]) -> None:
-        groups = set(OmegaConf.to_container(cfg.hydra.runtime.choices))  # type: ignore[arg-type]
+        choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+        assert isinstance(choices, dict)
+        groups = set(choices)
         for key in entries:
             if key in groups:
                 continue
