@@ -9,12 +9,14 @@ the memory-mapped spectra in chunks so the full data never sits in RAM.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import overload
+from typing import TypeVar
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
+
+_Values = TypeVar("_Values", torch.Tensor, NDArray[np.float64])
 
 TRANSFORMS = ("standard", "log")
 
@@ -54,11 +56,7 @@ class OutputScaler(nn.Module):
         self.register_buffer("std", torch.ones(n_out))
         self.register_buffer("eps", torch.zeros(()))
 
-    @overload
-    def _f(self, y: torch.Tensor) -> torch.Tensor: ...
-    @overload
-    def _f(self, y: NDArray[np.float64]) -> NDArray[np.float64]: ...
-    def _f(self, y: torch.Tensor | NDArray[np.float64]) -> torch.Tensor | NDArray[np.float64]:
+    def _f(self, y: _Values) -> _Values:
         if self.transform == "log":
             eps = float(self.eps)
             return torch.log(y + eps) if isinstance(y, torch.Tensor) else np.log(y + eps)

@@ -71,9 +71,7 @@ def log_dataset(
 ) -> None:
     """Record a dataset split as a run input (``mlflow.log_input``) with its DVC md5 as digest."""
     from mlflow.data.numpy_dataset import from_numpy
-
-    # mlflow defines its artifact dataset source classes at import time (setattr): no static type
-    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
+    from mlflow.data.sources import LocalArtifactDatasetSource
 
     dataset = from_numpy(
         features=np.asarray(params[:1]),
