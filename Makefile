@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo test test-fast lint format bench install clean
+.PHONY: demo test test-fast lint typecheck format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The edit-run loop (< 2 min): physics, statistics, config, CLI — every test not marked slow.
@@ -61,6 +62,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# mypy on src/ ([tool.mypy] in pyproject.toml): strict for physics, stats and experiments.
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
@@ -74,4 +80,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_events.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -260,7 +260,9 @@ def _groups(job: str) -> list[tuple[str, str, list[str]]]:
 
     cdir = config_dir()
     raw = OmegaConf.load(cdir / f"{job}.yaml")
-    defaults = OmegaConf.to_container(raw, resolve=False).get("defaults") or []  # type: ignore[union-attr]
+    tree = OmegaConf.to_container(raw, resolve=False)
+    assert isinstance(tree, dict)  # a job's config file is a mapping
+    defaults = tree.get("defaults") or []
     out = []
     for entry in defaults:
         if not isinstance(entry, dict):

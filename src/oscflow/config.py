@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -350,7 +350,10 @@ def _default_hint(default: Any) -> str:
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """``cfg`` resolved, as plain Python containers (the keys of oscflow's configs are str)."""
+    out = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(out, dict)  # what a DictConfig converts to
+    return cast("dict[str, Any]", out)
 
 
 def bin_edges(binning: Any) -> Any:

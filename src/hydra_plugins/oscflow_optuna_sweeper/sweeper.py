@@ -114,7 +114,7 @@ class _Heartbeat:
 
 class OscflowOptunaSweeper(Sweeper):
     def __init__(self, **kwargs: Any) -> None:
-        self.opts = {
+        self.opts: dict[str, Any] = {
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in kwargs.items()
         }
@@ -142,13 +142,14 @@ class OscflowOptunaSweeper(Sweeper):
         o = self.opts
         params, conditional = dict(o.get("params") or {}), dict(o.get("conditional") or {})
         space.validate(params, conditional)
-        cfg = self.config
+        cfg, context = self.config, self.hydra_context
         assert cfg is not None
+        assert context is not None
         self._check_keys(cfg, params, [])
         for key, per_choice in conditional.items():
             for choice, sub in (per_choice or {}).items():
                 choice_override = space.to_override(key, choice)
-                composed = self.hydra_context.config_loader.load_sweep_config(  # type: ignore[union-attr]
+                composed = context.config_loader.load_sweep_config(
                     cfg, [*arguments, choice_override]
                 )
                 self._check_keys(composed, sub or {}, [choice_override])
@@ -180,7 +181,9 @@ class OscflowOptunaSweeper(Sweeper):
 
     @staticmethod
     def _check_keys(cfg: DictConfig, entries: dict[str, Any], context: list[str]) -> None:
-        groups = set(OmegaConf.to_container(cfg.hydra.runtime.choices))  # type: ignore[arg-type]
+        choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+        assert isinstance(choices, dict)
+        groups = set(choices)
         for key in entries:
             if key in groups:
                 continue
@@ -295,13 +298,13 @@ class OscflowOptunaSweeper(Sweeper):
                 return f"objective missing from the job's result ({exc})"
             study.tell(trial, values if len(values) > 1 else values[0])
             return None
-        exc = ret._return_value  # Hydra keeps the job's exception here
-        if isinstance(exc, optuna.TrialPruned):
+        raised = ret._return_value  # Hydra keeps the job's exception here
+        if isinstance(raised, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             return None
-        log.error("trial %d failed: %s", trial.number, exc)
+        log.error("trial %d failed: %s", trial.number, raised)
         study.tell(trial, state=TrialState.FAIL)
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(raised).__name__}: {raised}"
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:

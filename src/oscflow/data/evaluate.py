@@ -92,7 +92,7 @@ class Evaluator:
         names: list[str],
         points: NDArray[np.float64],
         fixed: Mapping[str, float],
-        out: NDArray[Any],
+        out: np.memmap[Any, np.dtype[Any]],
         done_file: Path,
         chunk: int,
         advance: Callable[[int], None],

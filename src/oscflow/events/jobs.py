@@ -22,9 +22,9 @@ from typing import Any, Self
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ..config import load
+from ..config import load, to_container
 from ..errors import OscflowError
 from ..services import load_service
 from ..tracking.lineage import service_config_hash as lineage_hash
@@ -165,9 +165,7 @@ class Planned:
 
 def service_config_hash(cfg: DictConfig) -> str:
     """Hash of what the service computes (not where it writes or logs)."""
-    body = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(body, dict)
-    return lineage_hash(body)
+    return lineage_hash(to_container(cfg))
 
 
 _PLANS: dict[tuple[int, str, str, str], tuple[DictConfig, str]] = {}

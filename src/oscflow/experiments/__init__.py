@@ -8,7 +8,7 @@ node of the Hydra config. Adding an experiment means adding a module and a confi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
@@ -32,4 +32,5 @@ def load_experiment(cfg: Mapping[str, Any]) -> Experiment:
             f"no experiment plug-in {name!r} (no module oscflow.experiments.{name})",
             "choose an experiment that has a file in conf/experiment/",
         ) from exc
-    return module.build(cfg)
+    build: Callable[[Mapping[str, Any]], Experiment] = module.build
+    return build(cfg)

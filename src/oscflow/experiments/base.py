@@ -6,12 +6,14 @@ import abc
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigError
+from ..physics.predictors import MCPairs
+from ..physics.rates import Exposure
 
 # Longest exposure.days: ~270 years of live time is beyond any experiment; larger values are
 # typos (and make the counts overflow).
@@ -178,6 +180,34 @@ def parameter_specs(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Parameter
     return specs
 
 
+class ExperimentSettings(Protocol):
+    """The truth model's settings every plug-in reports (``Experiment.settings``)."""
+
+    @property
+    def ordering(self) -> str: ...
+
+    @property
+    def matter(self) -> bool: ...
+
+
+class SpectrumPredictor(Protocol):
+    """An exact predictor for one binning (``Experiment.predictor``): expected counts of each
+    source group for one or a batch of parameter points."""
+
+    @property
+    def edges(self) -> NDArray[np.float64]: ...
+
+    @property
+    def energy(self) -> str: ...
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+
+    def predict(
+        self, params: Mapping[str, ArrayLike], exposure: Exposure
+    ) -> dict[str, NDArray[np.float64]]: ...
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A binned expected spectrum, split by source, for one or a batch of parameter points."""
@@ -199,6 +229,37 @@ class Experiment(abc.ABC):
 
     name: str
     parameters: dict[str, ParameterSpec]
+    settings: ExperimentSettings
+
+    @abc.abstractmethod
+    def with_ordering(self, ordering: str) -> Experiment:
+        """The same experiment with the given mass ordering."""
+
+    @abc.abstractmethod
+    def exposure(self, days: float, efficiency: float) -> Exposure:
+        """The checked exposure (live days, selection efficiency) of a prediction."""
+
+    @abc.abstractmethod
+    def predictor(
+        self, edges: ArrayLike, energy: str, method: str, pairs: MCPairs | None
+    ) -> SpectrumPredictor:
+        """An exact predictor of the signal groups for the binning ``edges``."""
+
+    @abc.abstractmethod
+    def background_spectra(
+        self, edges: NDArray[np.float64], days: float, energy: str
+    ) -> dict[str, NDArray[np.float64]]:
+        """Expected background counts per bin, by background."""
+
+    @abc.abstractmethod
+    def predict(
+        self,
+        params: Mapping[str, ArrayLike],
+        exposure: Exposure,
+        predictor: SpectrumPredictor,
+        backgrounds: bool = True,
+    ) -> Prediction:
+        """Expected spectrum by source for one or a batch of parameter points."""
 
     def validate_params(
         self, values: Mapping[str, Any], prefix: str = "params"

@@ -207,4 +207,5 @@ class BackgroundCategory:
         if norm <= 0:
             return np.zeros(len(edges) - 1)
         per_bin = np.diff(np.interp(edges, fine, cdf)) / norm
-        return self.rate_per_day * days * per_bin
+        counts: NDArray[np.float64] = self.rate_per_day * days * per_bin
+        return counts

@@ -115,7 +115,7 @@ def _gamma_deposit(
     its energy, and the scattered γ escapes with probability exp(−d'/λ') along a new isotropic
     direction (d' from the first interaction point), else it is absorbed.
     """
-    n = r.shape[0]
+    n: int = r.shape[0]
     cos_a = rng.uniform(-1.0, 1.0, n)
     d = _distance_to_surface(r, cos_a, cfg.target_radius)
     s = rng.exponential(cfg.gamma_attenuation, n)
@@ -158,7 +158,7 @@ def simulate_events(
 ) -> EventSample:
     """Detector MC for events with given neutrino energies (MeV)."""
     enu = np.asarray(enu, dtype=np.float64)
-    n = enu.shape[0]
+    n: int = enu.shape[0]
     cos_t = ibd.sample_cos_theta(enu, rng)
     e_pos = ibd.positron_energy(enu, cos_t)
     t_pos = np.maximum(e_pos - M_ELECTRON, 0.0)

@@ -22,7 +22,7 @@ All functions broadcast: parameters may be arrays of shape (B, 1) against energi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,6 +31,12 @@ from .constants import MATTER_POTENTIAL_COEFF, OSC_PHASE_COEFF
 
 Ordering = Literal["normal", "inverted"]
 ORDERINGS: tuple[str, ...] = ("normal", "inverted")
+
+
+def is_ordering(value: object) -> TypeGuard[Ordering]:
+    """Whether ``value`` is one of ``ORDERINGS`` (narrows it to ``Ordering``)."""
+    return value in ORDERINGS
+
 
 # Earth's crust along the JUNO baselines: 2.45 g/cm³ (DESIGN; e.g. Li, Wang, Xing,
 # Chin. Phys. C 40, 091001 (2016)); electron fraction 0.5 for crustal rock.
@@ -111,6 +117,7 @@ def matter_eigensystem(
     m22 = c13sq * d31 + s13 * s12 * d21
 
     m = (m00, m01, m02, m11, m12, m22)
+    lams: tuple[NDArray[np.float64], ...]
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only where refined below
         lams = _trigonometric_roots(*m)
         weights = _identity_weights(m, lams)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,6 +48,11 @@ OSCILLATION_PARAMETERS: tuple[str, ...] = ("sin2_th12", "sin2_th13", "dm2_21", "
 DETECTOR_PARAMETERS: tuple[str, ...] = ("escale", "res_a", "res_b", "res_c")
 EnergyVariable = Literal["prompt", "neutrino"]
 ENERGY_VARIABLES: tuple[str, ...] = ("prompt", "neutrino")
+
+
+def is_energy_variable(value: object) -> TypeGuard[EnergyVariable]:
+    """Whether ``value`` is one of ``ENERGY_VARIABLES`` (narrows it to ``EnergyVariable``)."""
+    return value in ENERGY_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class SamplingPdf:
         cdf /= cdf[-1]
         idx = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(mass) - 1)
         lo = self.edges[idx]
-        return lo + rng.random(n) * (self.edges[idx + 1] - lo)
+        energies: NDArray[np.float64] = lo + rng.random(n) * (self.edges[idx + 1] - lo)
+        return energies
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,10 @@ class ReactorSource:
 
         ``core_weight`` (C, N) is each core's share of whatever is being weighted at E.
         """
-        osc = OscillationParameters(
-            *(np.asarray(params[k], dtype=np.float64)[:, None] for k in OSCILLATION_PARAMETERS),
-            ordering=settings.ordering,
+        s12, s13, d21, d32 = (
+            np.asarray(params[k], dtype=np.float64)[:, None] for k in OSCILLATION_PARAMETERS
         )
+        osc = OscillationParameters(s12, s13, d21, d32, ordering=settings.ordering)
         if settings.matter:
             weights, lams = matter_eigensystem(
                 energy, osc, settings.density, settings.electron_fraction
@@ -298,13 +304,13 @@ class ResponseMatrixPredictor(_Predictor):
         super().__init__(
             source, edges, energy, settings or OscillationSettings(), detector or DetectorConfig()
         )
-        if energy == "prompt" and pairs is None:
-            msg = "the prompt-energy response matrix needs MC pairs"
-            raise ValueError(msg)
         self.pairs = pairs
         x01, w01 = _gauss_legendre_01(nodes)
         if energy == "neutrino":
             self._init_neutrino_quadrature(fine_bins, x01, w01)
+        elif pairs is None:
+            msg = "the prompt-energy response matrix needs MC pairs"
+            raise ValueError(msg)
         else:
             inv = np.linspace(1.0 / IBD_THRESHOLD, 1.0 / emax_nu, fine_bins + 1)  # decreasing
             self._fine_inv_edges = inv
@@ -351,7 +357,10 @@ class ResponseMatrixPredictor(_Predictor):
         self._matrix_nominal = matrix
 
     def _build_matrix(self, det: DetectorConfig) -> NDArray[np.float64]:
-        ev = self.pairs.events  # type: ignore[union-attr]
+        if self.pairs is None:
+            msg = "the prompt-energy response matrix needs MC pairs"
+            raise ValueError(msg)
+        ev = self.pairs.events
         k = len(self.edges) - 1
         j = len(self._fine_inv_edges) - 1
         e_rec = reconstruct(ev.e_vis, ev.z, det)

@@ -50,7 +50,7 @@ EXTRAPOLATIONS = ("exponential", "polynomial")
 
 
 def _log_poly(e: NDArray[np.float64], coeffs: tuple[float, ...]) -> NDArray[np.float64]:
-    return np.polynomial.polynomial.polyval(e, coeffs)
+    return np.asarray(np.polynomial.polynomial.polyval(e, coeffs), dtype=np.float64)
 
 
 def isotope_spectrum(

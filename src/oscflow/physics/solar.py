@@ -146,4 +146,5 @@ def signal_spectrum(edges: ArrayLike, shape_sigma: float = 0.0) -> FloatArray:
     if not total > 0:
         msg = f"no ⁸B IBD signal in [{e[0]}, {e[-1]}] MeV"
         raise ValueError(msg)
-    return per_bin / total
+    shape: FloatArray = per_bin / total
+    return shape

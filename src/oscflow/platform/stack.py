@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,8 +32,11 @@ from ..errors import OscflowError
 from . import processes
 from .secrets import fernet_key, private_file
 
+if TYPE_CHECKING:
+    from mlflow.entities.webhook import WebhookEventStr
+
 COMPONENTS = ("mlflow", "intake", "worker")
-EVENTS = ("model_version.created", "model_version_alias.created")
+EVENTS: tuple[WebhookEventStr, ...] = ("model_version.created", "model_version_alias.created")
 STACK_FILE = "stack.json"
 DEFAULT_KIND = "local"  # conf/platform.yaml's default `stack`
 # The settings that make a stack what it is: saved by `up`, compared on every later command.

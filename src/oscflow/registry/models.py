@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from ..errors import ConfigError, OscflowError
@@ -44,7 +45,7 @@ def registered_name(experiment: str) -> str:
     return f"{experiment}-spectrum"
 
 
-class SurrogatePyfunc(mlflow.pyfunc.PythonModel):
+class SurrogatePyfunc(PythonModel):
     """pyfunc wrapper: a DataFrame with one column per input → counts (N, n_bins)."""
 
     def load_context(self, context: Any) -> None:
@@ -58,8 +59,8 @@ class SurrogatePyfunc(mlflow.pyfunc.PythonModel):
                 msg = f"missing input columns {missing}; this model takes {list(self.surrogate.inputs)}"
                 raise ValueError(msg)
             values = model_input[list(self.surrogate.inputs)].to_numpy(dtype=np.float64)
-        else:
-            values = np.asarray(model_input, dtype=np.float64)
+        else:  # the hint is MLflow's input schema; a caller may still hand in an array
+            values = np.asarray(model_input, dtype=np.float64)  # type: ignore[unreachable]
         return self.surrogate.predict(values)
 
 

@@ -41,6 +41,7 @@ def _gates(cfg: DictConfig, version_tags: Mapping[str, str]) -> dict[str, Any]:
     extra = experiment.get("gates") if experiment is not None else None
     container = OmegaConf.to_container(cfg.gates, resolve=True)
     extra_c = OmegaConf.to_container(extra, resolve=True) if extra is not None else None
+    # OmegaConf types to_container as any container; a DictConfig's is a dict
     return gate_config(container, extra_c)  # type: ignore[arg-type]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..config import to_container
 from ..errors import ConfigError
 from ..surrogate.model import FastSurrogate
 from ..surrogate.threads import float64_evaluator
@@ -307,15 +308,15 @@ class SurrogateReactors:
         for name, value in (params or {}).items():
             if name in self.inputs:
                 continue
-            want = self._trained_value(name, trained)
-            if want is None or not _same(want, repr(float(value))):
-                shown = "an unrecorded value" if want is None else f"{name}={want}"
+            was = self._trained_value(name, trained)
+            if was is None or not _same(was, repr(float(value))):
+                shown = "an unrecorded value" if was is None else f"{name}={was}"
                 raise ConfigError(
                     f"{prefix}.{name}",
                     f"the surrogate {self.uri} takes {list(self.inputs)}, not {name}: it was "
                     f"trained with {shown}, the request asks for {float(value):g}",
                     f"drop {prefix}.{name}"
-                    + (f" (or set it to {want})" if want is not None else "")
+                    + (f" (or set it to {was})" if was is not None else "")
                     + ", use predictor=exact, or a model trained with "
                     f"{name} among its inputs (data.spectra.inputs)",
                 )
@@ -345,10 +346,8 @@ class SurrogateReactors:
 
 def _plain(node: Mapping[str, Any]) -> dict[str, Any]:
     """A config node (DictConfig or mapping) as plain, resolved Python containers."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     if isinstance(node, DictConfig):
-        out = OmegaConf.to_container(node, resolve=True)
-        assert isinstance(out, dict)
-        return out
+        return to_container(node)
     return copy.deepcopy(dict(node))

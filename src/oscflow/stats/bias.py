@@ -34,7 +34,8 @@ def shift_in_sigma(jacobian: ArrayLike, expected: ArrayLike, deviation: ArrayLik
     fisher = j.T @ (w[:, None] * j)
     cov = np.linalg.inv(fisher)
     shift = -cov @ (j.T @ (w * np.asarray(deviation, dtype=np.float64)))
-    return shift / np.sqrt(np.diag(cov))
+    in_sigma: FloatArray = shift / np.sqrt(np.diag(cov))
+    return in_sigma
 
 
 def central_jacobians(

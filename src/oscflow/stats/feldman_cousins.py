@@ -172,7 +172,8 @@ def _corrected(
     bf = np.maximum(centre[:, None] + fine[None, :], b[:, None])
     nf = np.broadcast_to(n0[:, None], bf.shape)
     vf = raw(nf.ravel(), bf.ravel(), cl).reshape(bf.shape)
-    return np.maximum(vals.max(axis=1), vf.max(axis=1))
+    best: FloatArray = np.maximum(vals.max(axis=1), vf.max(axis=1))
+    return best
 
 
 def limits(
@@ -186,9 +187,10 @@ def limits(
     if np.any(~np.isfinite(n_arr)) or np.any(n_arr < 0) or np.any(n_arr != np.floor(n_arr)):
         msg = f"observed counts {n0!r} must be integers >= 0"
         raise ValueError(msg)
-    n_arr, b_arr = np.broadcast_arrays(n_arr.astype(np.int64), b_arr)
-    shape = n_arr.shape
-    nf, bf = n_arr.ravel(), b_arr.ravel()
+    counts: IntArray
+    counts, b_arr = np.broadcast_arrays(n_arr.astype(np.int64), b_arr)
+    shape = counts.shape
+    nf, bf = counts.ravel(), b_arr.ravel()
     if nf.size == 0:
         return np.zeros(shape), np.zeros(shape)
     if monotone:

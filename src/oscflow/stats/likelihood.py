@@ -136,7 +136,8 @@ def gaussian_pull(value: ArrayLike, centre: ArrayLike, sigma: ArrayLike) -> Floa
     if not np.all(sigma > 0):
         msg = f"a pull term needs sigma > 0, got {sigma}"
         raise ValueError(msg)
-    out = ((np.asarray(value, dtype=np.float64) - centre) / sigma) ** 2
+    x, x0 = np.asarray(value, dtype=np.float64), np.asarray(centre, dtype=np.float64)
+    out = ((x - x0) / sigma) ** 2
     return float(out) if np.ndim(out) == 0 else out
 
 

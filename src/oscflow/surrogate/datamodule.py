@@ -38,10 +38,10 @@ class _BatchDataset(Dataset):
         self.size = int(load_array(directory, f"{split}_params").shape[0])
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._params is None:  # opened lazily: each worker maps its own view
+        if self._params is None or self._spectra is None:  # lazily: each worker maps its own
             self._params = load_array(self.directory, f"{self.split}_params")
             self._spectra = load_array(self.directory, f"{self.split}_spectra")
-        return self._params, self._spectra  # type: ignore[return-value]
+        return self._params, self._spectra
 
     def __len__(self) -> int:
         return self.size

@@ -27,6 +27,9 @@ class ResumableOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
     ``trainer.max_epochs`` stretches the cycle to the new total instead of failing with
     "Tried to step … times"."""
 
+    total_steps: int  # set by OneCycleLR.__init__
+    _schedule_phases: list[dict[str, Any]]
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         total, phases = self.total_steps, self._schedule_phases
         super().load_state_dict(state_dict)
@@ -91,6 +94,7 @@ class SurrogateModule(L.LightningModule):
         optimizer = OPTIMIZERS[name](self.surrogate.net.parameters(), **cfg)
         if scheduler in (None, "none"):
             return optimizer
+        sched: torch.optim.lr_scheduler.LRScheduler
         if scheduler == "cosine":
             epochs = max(int(self.trainer.max_epochs or 1), 1)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)

@@ -68,6 +68,7 @@ class SurrogateSpec:
         return cls(
             experiment=str(meta["experiment"]),
             inputs=inputs,
+            # meta.json's ranges are [lo, hi] pairs (mypy sees tuples of any length)
             ranges=tuple(tuple(float(x) for x in meta["ranges"][k]) for k in inputs),  # type: ignore[misc]
             bin_edges=tuple(float(x) for x in meta["bin_edges"]),
             energy=str(meta["energy"]),

@@ -9,16 +9,22 @@ the memory-mapped spectra in chunks so the full data never sits in RAM.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
+_Values = TypeVar("_Values", torch.Tensor, NDArray[np.float64])
+
 TRANSFORMS = ("standard", "log")
 
 
 class InputScaler(nn.Module):
+    centre: torch.Tensor  # buffers (register_buffer)
+    halfwidth: torch.Tensor
+
     def __init__(self, lo: Sequence[float], hi: Sequence[float]) -> None:
         super().__init__()
         lo_t = torch.as_tensor(np.asarray(lo, dtype=np.float64))
@@ -36,6 +42,10 @@ class InputScaler(nn.Module):
 class OutputScaler(nn.Module):
     """y_scaled = (f(y) − mean)/std with f = identity or log(y + ε)."""
 
+    mean: torch.Tensor  # buffers (register_buffer)
+    std: torch.Tensor
+    eps: torch.Tensor
+
     def __init__(self, n_out: int, transform: str = "standard") -> None:
         super().__init__()
         if transform not in TRANSFORMS:
@@ -46,7 +56,7 @@ class OutputScaler(nn.Module):
         self.register_buffer("std", torch.ones(n_out))
         self.register_buffer("eps", torch.zeros(()))
 
-    def _f(self, y: torch.Tensor | NDArray[np.float64]) -> torch.Tensor | NDArray[np.float64]:
+    def _f(self, y: _Values) -> _Values:
         if self.transform == "log":
             eps = float(self.eps)
             return torch.log(y + eps) if isinstance(y, torch.Tensor) else np.log(y + eps)
@@ -75,7 +85,7 @@ class OutputScaler(nn.Module):
         self.std.copy_(torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return (self._f(y) - self.mean) / self.std  # type: ignore[operator]
+        return (self._f(y) - self.mean) / self.std
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         y = z * self.std + self.mean

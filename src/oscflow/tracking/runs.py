@@ -70,9 +70,10 @@ def log_dataset(
     run_id: str, params: np.ndarray, source: str, name: str, digest: str | None, context: str
 ) -> None:
     """Record a dataset split as a run input (``mlflow.log_input``) with its DVC md5 as digest."""
+    from mlflow.data.numpy_dataset import from_numpy
     from mlflow.data.sources import LocalArtifactDatasetSource
 
-    dataset = mlflow.data.from_numpy(
+    dataset = from_numpy(
         features=np.asarray(params[:1]),
         source=LocalArtifactDatasetSource(str(Path(source).resolve())),
         name=name,

@@ -19,7 +19,14 @@ from numpy.typing import ArrayLike, NDArray
 from ...errors import ConfigError
 from ...physics.rates import Exposure
 from ...stats import covariance
-from ..base import Experiment, Prediction, check_exposure, finite, parameter_specs
+from ..base import (
+    Experiment,
+    Prediction,
+    SpectrumPredictor,
+    check_exposure,
+    finite,
+    parameter_specs,
+)
 from .official import OfficialModel
 
 ENERGY = "concatenated"
@@ -78,6 +85,7 @@ class DayaBayExperiment(Experiment):
     """The Daya Bay full data release as an oscflow experiment."""
 
     name = "dayabay"
+    settings: Settings
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -153,7 +161,7 @@ class DayaBayExperiment(Experiment):
         self,
         params: Mapping[str, ArrayLike],
         exposure: Exposure,
-        predictor: OfficialPredictor,
+        predictor: SpectrumPredictor,
         backgrounds: bool = True,  # noqa: ARG002 - the Experiment interface
     ) -> Prediction:
         return Prediction(predictor.edges, predictor.predict(params, exposure), predictor.energy)

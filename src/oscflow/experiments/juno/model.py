@@ -15,7 +15,7 @@ from ...physics import reactor
 from ...physics.backgrounds import SHAPES, BackgroundCategory
 from ...physics.detector import DetectorConfig, EventSample, simulate_events
 from ...physics.ibd import PROMPT_OFFSET
-from ...physics.oscillation import ORDERINGS
+from ...physics.oscillation import ORDERINGS, is_ordering
 from ...physics.predictors import (
     ENERGY_VARIABLES,
     MCPairs,
@@ -23,9 +23,17 @@ from ...physics.predictors import (
     ReactorSource,
     ResponseMatrixPredictor,
     ReweightPredictor,
+    is_energy_variable,
 )
 from ...physics.rates import Exposure
-from ..base import Experiment, Prediction, check_exposure, integer, parameter_specs
+from ..base import (
+    Experiment,
+    Prediction,
+    SpectrumPredictor,
+    check_exposure,
+    integer,
+    parameter_specs,
+)
 
 METHODS = ("matrix", "reweight")
 # Sane ranges of the configuration's physical numbers: far outside them a value is a typo, and
@@ -48,8 +56,8 @@ ProgressFn = Callable[[int], None]
 
 
 def _number(
-    cfg: Mapping[str, Any],
-    key: str,
+    cfg: Mapping[Any, Any],
+    key: str | int,
     path: str,
     positive: bool = False,
     nonneg: bool = False,
@@ -60,9 +68,9 @@ def _number(
     """``cfg[key]`` as a finite float in range, else a ConfigError naming ``path.key``, the
     value, the allowed range (``why``: the reason for it) and the fix."""
     name = f"{path}.{key}"
-    raw = cfg.get(key)
+    raw: Any = cfg.get(key)
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except (KeyError, TypeError, ValueError):
         raise ConfigError(name, f"missing or not a number ({raw!r})", "give a number") from None
     if isinstance(raw, bool) or not math.isfinite(value):
@@ -174,9 +182,10 @@ def _backgrounds(
             raise ConfigError(
                 f"{path}.norm_window", f"{raw_window!r} is not [low, high]", "give [low, high]"
             )
-        window = tuple(
-            _number(dict(enumerate(raw_window)), i, f"{path}.norm_window")  # type: ignore[arg-type]
-            for i in range(2)
+        ends = dict(enumerate(raw_window))
+        window = (
+            _number(ends, 0, f"{path}.norm_window"),
+            _number(ends, 1, f"{path}.norm_window"),
         )
         if not window[0] < window[1]:
             raise ConfigError(
@@ -191,7 +200,7 @@ def _backgrounds(
                 rate_uncertainty=_number(b, "rate_uncertainty", path, nonneg=True),
                 shape=str(b["shape"]),
                 shape_params=_shape_params(b.get("shape_params") or {}, f"{path}.shape_params"),
-                norm_window=window,  # type: ignore[arg-type]
+                norm_window=window,
                 resolution=detector.sigma if b.get("smear", False) else None,
             )
         )
@@ -204,16 +213,16 @@ def _shape_params(cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in cfg.items():
         scale = k in SHAPE_SCALES
-        limits = {
-            "minimum": SHAPE_SCALE_MIN if scale else -SHAPE_PARAM_MAX,
-            "maximum": SHAPE_PARAM_MAX,
-            "why": " MeV (a scale of the shape: at least 1 keV)" if scale else "",
-        }
+        low = SHAPE_SCALE_MIN if scale else -SHAPE_PARAM_MAX
+        why = " MeV (a scale of the shape: at least 1 keV)" if scale else ""
         if isinstance(v, str) or not hasattr(v, "__len__"):
-            out[k] = _number(cfg, k, path, **limits)  # type: ignore[arg-type]
+            out[k] = _number(cfg, k, path, minimum=low, maximum=SHAPE_PARAM_MAX, why=why)
         else:
             items = dict(enumerate(v))
-            out[k] = [_number(items, i, f"{path}.{k}", **limits) for i in items]  # type: ignore[arg-type]
+            out[k] = [
+                _number(items, i, f"{path}.{k}", minimum=low, maximum=SHAPE_PARAM_MAX, why=why)
+                for i in items
+            ]
     return out
 
 
@@ -221,6 +230,7 @@ class JunoExperiment(Experiment):
     """JUNO truth model: cores × Huber–Mueller flux × σ_IBD × P_ee × MC detector + backgrounds."""
 
     name = "juno"
+    settings: OscillationSettings
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -236,14 +246,14 @@ class JunoExperiment(Experiment):
         self.detector = _detector(cfg["detector"])
         osc = cfg["oscillation"]
         ordering = str(osc.get("ordering", "normal"))
-        if ordering not in ORDERINGS:
+        if not is_ordering(ordering):
             raise ConfigError(
                 "experiment.oscillation.ordering",
                 f"{ordering!r} unknown",
                 f"use one of {ORDERINGS}",
             )
         self.settings = OscillationSettings(
-            ordering=ordering,  # type: ignore[arg-type]
+            ordering=ordering,
             matter=bool(osc.get("matter", True)),
             density=_number(
                 osc,
@@ -275,9 +285,12 @@ class JunoExperiment(Experiment):
 
     def with_ordering(self, ordering: str) -> JunoExperiment:
         """The same experiment with the other (or given) mass ordering."""
+        if not is_ordering(ordering):
+            msg = f"ordering {ordering!r} is not one of {ORDERINGS}"
+            raise ValueError(msg)
         clone = object.__new__(JunoExperiment)
         clone.__dict__.update(self.__dict__)
-        clone.settings = dataclasses.replace(self.settings, ordering=ordering)  # type: ignore[arg-type]
+        clone.settings = dataclasses.replace(self.settings, ordering=ordering)
         return clone
 
     def source_names(self) -> tuple[str, ...]:
@@ -341,28 +354,29 @@ class JunoExperiment(Experiment):
         pairs: MCPairs | None = None,
     ) -> ResponseMatrixPredictor | ReweightPredictor:
         """An exact predictor of the reactor groups for the given binning."""
-        if energy not in ENERGY_VARIABLES:
+        if not is_energy_variable(energy):
             raise ConfigError("energy", f"{energy!r} unknown", f"use one of {ENERGY_VARIABLES}")
         if method not in METHODS:
             raise ConfigError("method", f"{method!r} unknown", f"use one of {METHODS}")
         self.check_edges(np.asarray(edges, dtype=np.float64), energy)
-        if (method == "reweight" or energy == "prompt") and pairs is None:
-            raise ConfigError(
-                "pairs",
-                "this predictor needs MC pairs",
-                "run the simulate stage or simulate on the fly",
-            )
-        if method == "reweight":
+        if pairs is None:
+            if method == "reweight" or energy == "prompt":
+                raise ConfigError(
+                    "pairs",
+                    "this predictor needs MC pairs",
+                    "run the simulate stage or simulate on the fly",
+                )
+        elif method == "reweight":
             return ReweightPredictor(
                 self.source, pairs, edges, energy, self.settings, self.detector
-            )  # type: ignore[arg-type]
+            )
         return ResponseMatrixPredictor(
             self.source,
             edges,
             energy,
             pairs,
             self.settings,
-            self.detector,  # type: ignore[arg-type]
+            self.detector,
             emax_nu=self.emax_nu,
             fine_bins=self.response_fine_bins,
         )
@@ -380,7 +394,7 @@ class JunoExperiment(Experiment):
         self,
         params: Mapping[str, ArrayLike],
         exposure: Exposure,
-        predictor: ResponseMatrixPredictor | ReweightPredictor,
+        predictor: SpectrumPredictor,
         backgrounds: bool = True,
     ) -> Prediction:
         """Expected spectrum by source for one or a batch of parameter points."""

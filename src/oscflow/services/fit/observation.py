@@ -126,7 +126,7 @@ def _read_csv(p: Path, key: str | None) -> tuple[NDArray, NDArray]:  # noqa: ARG
     for line, row in enumerate(rows, start=2):
         for c in cols:
             cell = row.get(c)
-            try:
+            try:  # a missing cell is None: float() raises the TypeError handled below
                 values[c].append(float(cell))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise ConfigError(
@@ -222,7 +222,7 @@ def _read_root(p: Path, key: str | None) -> tuple[NDArray, NDArray]:
     return np.asarray(values), np.asarray(edges)
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
+def _short(exc: object, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -20,7 +20,7 @@ FIT_STATUS = "oscflow.fit.status"
 
 def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
     """Numbers worth plotting across runs: best fits, errors, statistic, Δχ²(MO), cost."""
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     for name, value in (result.get("best_fit") or {}).items():
         out[f"best_fit.{name}"] = value
         out[f"error.{name}"] = result["errors"][name]

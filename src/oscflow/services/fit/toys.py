@@ -66,20 +66,20 @@ def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
             if mo_base is not None
             else None
         )
-        out = minimize(model, row, str(cfg.statistic), start=truth, **options)
-        nfcn += out.nfcn
-        wall += out.wall_s
-        if not out.valid:
+        fit = minimize(model, row, str(cfg.statistic), start=truth, **options)
+        nfcn += fit.nfcn
+        wall += fit.wall_s
+        if not fit.valid:
             failed += 1
             continue
-        values.append([out.value(n) for n in free])
-        errors.append([out.error(n) for n in free])
-        fvals.append(out.fval)
+        values.append([fit.value(n) for n in free])
+        errors.append([fit.error(n) for n in free])
+        fvals.append(fit.fval)
         if mo_models is not None:
             mins = {}
             for o, m in mo_models.items():
                 same = m.predictor is base.predictor
-                f = out if same else minimize(m, row, str(cfg.statistic), **options)
+                f = fit if same else minimize(m, row, str(cfg.statistic), **options)
                 mins[o] = f.fval if f.valid else np.nan
             dchi2.append(mins["inverted"] - mins["normal"])
     v, e = np.asarray(values), np.asarray(errors)

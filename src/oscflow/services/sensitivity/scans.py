@@ -20,14 +20,14 @@ def exposure_scan(
     seconds: float,
     years: Sequence[float],
     settings: LimitSettings,
-) -> dict[str, list[dict[str, float]]]:
+) -> dict[str, list[dict[str, float | str]]]:
     """Per window: b, μ_UL, Φ_lim and P for each live time in ``years``; backgrounds and
     signal scale linearly with the live time from the configured ``seconds``."""
-    out: dict[str, list[dict[str, float]]] = {}
+    out: dict[str, list[dict[str, float | str]]] = {}
     for name, cats in counts.items():
         b0 = float(sum(cats.values()))
         sig = signal[name]
-        rows = []
+        rows: list[dict[str, float | str]] = []
         for y in years:
             scale = float(y) * SECONDS_PER_YEAR / seconds
             mu, method = upper_limit(b0 * scale, settings)
@@ -57,7 +57,7 @@ def threshold_scan(
 ) -> dict[str, Any]:
     """P limit for windows [E_th, emax] in E_ν from the model spectra (σ̄ and Φ_SSM(E > E_th)
     computed from the ⁸B spectrum); the threshold with the smallest P is ``best``."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e_th in thresholds:
         lo = float(e_th)
         if lo < spectra.edges[0] - 1e-9 or emax > spectra.edges[-1] + 1e-9 or not lo < emax:

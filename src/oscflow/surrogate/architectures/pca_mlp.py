@@ -17,6 +17,9 @@ from .seed_mlp import mlp
 
 
 class PCAHead(nn.Module):
+    basis: torch.Tensor  # buffers (register_buffer)
+    offset: torch.Tensor
+
     def __init__(self, n_in: int, n_out: int, hidden: list[int], act: str, k: int) -> None:
         super().__init__()
         self.body = mlp(n_in, k, hidden, act)
