@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The same check on each xdist worker, whatever the versions: a grouped test's node id
     carries ``@<group>``, or the run stops (the worker cannot print; the run fails)."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
         return
     lost = [
         i.nodeid

@@ -219,7 +219,8 @@ class _Problem:
     def prior(self, theta: FloatArray, rows: IntArray) -> FloatArray:
         has = self.has_prior[rows]
         pull = gaussian_pull(theta, self.c[rows], self.s[rows])
-        return np.where(has, pull, 0.0).sum(axis=-1)
+        total: FloatArray = np.where(has, pull, 0.0).sum(axis=-1)
+        return total
 
     def gradient_and_weights(
         self, mu: FloatArray, jac: FloatArray, theta: FloatArray, rows: IntArray
@@ -246,12 +247,14 @@ class _Problem:
 
 def _jt_v(jac: FloatArray, v: FloatArray) -> FloatArray:
     """Jᵀv per fit: (M, B, P), (M, B) → (M, P) (batched BLAS, not einsum's loops)."""
-    return np.matmul(v[:, None, :], jac)[:, 0, :]
+    out: FloatArray = np.matmul(v[:, None, :], jac)[:, 0, :]
+    return out
 
 
 def _jt_w_j(jac: FloatArray, w: FloatArray) -> FloatArray:
     """Jᵀ diag(w) J per fit: (M, B, P), (M, B) → (M, P, P)."""
-    return np.matmul(jac.transpose(0, 2, 1) * w[:, None, :], jac)
+    out: FloatArray = np.matmul(jac.transpose(0, 2, 1) * w[:, None, :], jac)
+    return out
 
 
 def _scaled_eigh(h: FloatArray, use: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -268,7 +271,8 @@ def _scaled_eigh(h: FloatArray, use: BoolArray) -> tuple[FloatArray, FloatArray,
     pair = use[:, :, None] & use[:, None, :]
     eye = np.broadcast_to(np.eye(h.shape[1]), hs.shape)
     hs = np.where(pair, hs, eye)
-    hs = np.where(np.isfinite(hs).all(axis=(1, 2))[:, None, None], hs, eye)  # flagged by callers
+    finite = np.asarray(np.isfinite(hs).all(axis=(1, 2)))
+    hs = np.where(finite[:, None, None], hs, eye)  # flagged by callers
     w, v = np.linalg.eigh(hs)
     return scale, np.maximum(w, 0.0), v
 
@@ -285,7 +289,8 @@ def _edm(
     proj = np.einsum("mpq,mp->mq", v, gs)
     wmax = w.max(axis=1, keepdims=True)
     w_safe = np.maximum(w, 1e-14 * np.maximum(wmax, TINY))
-    return 0.5 * (proj**2 / w_safe).sum(axis=1)
+    edm: FloatArray = 0.5 * (proj**2 / w_safe).sum(axis=1)
+    return edm
 
 
 def _minimize_chunk(
