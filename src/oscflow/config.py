@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -349,10 +349,16 @@ def _default_hint(default: Any) -> str:
     return f" (default {default})" if is_number(default) else ""
 
 
-def to_container(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg`` resolved, as plain Python containers (the keys of oscflow's configs are str)."""
+@overload
+def to_container(cfg: DictConfig) -> dict[str, Any]: ...
+@overload
+def to_container(cfg: ListConfig) -> list[Any]: ...
+def to_container(cfg: DictConfig | ListConfig) -> dict[str, Any] | list[Any]:
+    """``cfg`` resolved, as plain Python containers: a mapping node as a dict (the keys of
+    oscflow's configs are str), a list node (e.g. ``experiment.cores``) as a list."""
     out = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(out, dict)  # what a DictConfig converts to
+    if isinstance(cfg, ListConfig):
+        return cast("list[Any]", out)
     return cast("dict[str, Any]", out)
 
 
