@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigError
 from ..surrogate.model import FastSurrogate
-from ..surrogate.threads import float64_evaluator
+from ..surrogate.threads import float64_evaluator, float64_jacobian_evaluator
 from ..tracking.lineage import flatten
 
 PREFIX = "experiment."
@@ -120,6 +120,7 @@ class SurrogateReactors:
         self.uri = uri
         self.version = version or ModelVersion(uri, None, None, None)
         self._float64: Any = None
+        self._jacobian: Any = None
         self._legacy: dict[str, str] | None = None
 
     def predict_float64(self, x: NDArray[np.float64], exposure: Any) -> NDArray[np.float64]:
@@ -127,6 +128,17 @@ class SurrogateReactors:
         if self._float64 is None:
             self._float64 = float64_evaluator(self.surrogate)
         return self._float64(x) * self.scale(exposure)
+
+    def predict_float64_and_jacobian(
+        self, x: NDArray[np.float64], exposure: Any
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Counts (B, K) and their Jacobian ∂counts/∂x (B, K, n_inputs), inputs in the order
+        of ``inputs``, in double precision from torch autograd (the batched fitter's model)."""
+        if self._jacobian is None:
+            self._jacobian = float64_jacobian_evaluator(self.surrogate)
+        counts, jac = self._jacobian(x)
+        factor = self.scale(exposure)
+        return counts * factor, jac * factor
 
     @classmethod
     def load(cls, uri: str | None, tracking_uri: str) -> SurrogateReactors:
