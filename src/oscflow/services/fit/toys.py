@@ -61,6 +61,10 @@ def iminuit_toys(
     values, errors = np.full((n, p), np.nan), np.full((n, p), np.nan)
     fval, valid = np.full(n, np.nan), np.zeros(n, dtype=bool)
     flags = dict.fromkeys(IMINUIT_FLAGS, 0)
+    # √diag of HESSE's covariance: for a limited parameter Minuit2's error (``errors``) maps
+    # ±σ through its sine transformation of the limits (Int2extError) and differs from it
+    # when σ is not small against the distance to the limits.
+    hesse = np.full((n, p), np.nan)
     nfcn, wall = 0, 0.0
     for k, row in enumerate(counts):
         m = model.with_prior_centres(centres[k]) if centres is not None else model
@@ -68,9 +72,13 @@ def iminuit_toys(
         nfcn += out.nfcn
         wall += out.wall_s
         values[k], errors[k], fval[k], valid[k] = out.values, out.errors, out.fval, out.valid
+        if out.minuit is not None and out.minuit.covariance is not None:
+            hesse[k] = np.sqrt(np.clip(np.diag(np.asarray(out.minuit.covariance)), 0, None))
         for name, (key, bad_when_set) in IMINUIT_FLAGS.items():
             flags[name] += int(bool(out.flags[key]) == bad_when_set)
-    return ToyFits(values, errors, fval, valid, flags, nfcn, wall, "iminuit")
+    return ToyFits(
+        values, errors, fval, valid, flags, nfcn, wall, "iminuit", {"hesse_errors": hesse}
+    )
 
 
 # Convergence counts of the iminuit path: name → (FitOutcome flag, whether the flag being set
