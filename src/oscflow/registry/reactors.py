@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..config import to_container
 from ..errors import ConfigError
 from ..surrogate.model import FastSurrogate
-from ..surrogate.threads import float64_evaluator
+from ..surrogate.threads import float64_evaluator, float64_jacobian_evaluator
 from ..tracking.lineage import flatten
 
 PREFIX = "experiment."
@@ -121,6 +121,7 @@ class SurrogateReactors:
         self.uri = uri
         self.version = version or ModelVersion(uri, None, None, None)
         self._float64: Any = None
+        self._jacobian: Any = None
         self._legacy: dict[str, str] | None = None
 
     def predict_float64(self, x: NDArray[np.float64], exposure: Any) -> NDArray[np.float64]:
@@ -128,6 +129,17 @@ class SurrogateReactors:
         if self._float64 is None:
             self._float64 = float64_evaluator(self.surrogate)
         return self._float64(x) * self.scale(exposure)
+
+    def predict_float64_and_jacobian(
+        self, x: NDArray[np.float64], exposure: Any
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Counts (B, K) and their Jacobian ∂counts/∂x (B, K, n_inputs), inputs in the order
+        of ``inputs``, in double precision from torch autograd (the batched fitter's model)."""
+        if self._jacobian is None:
+            self._jacobian = float64_jacobian_evaluator(self.surrogate)
+        counts, jac = self._jacobian(x)
+        factor = self.scale(exposure)
+        return counts * factor, jac * factor
 
     @classmethod
     def load(cls, uri: str | None, tracking_uri: str) -> SurrogateReactors:

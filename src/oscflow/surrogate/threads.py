@@ -1,6 +1,6 @@
 """Torch threading for surrogate evaluation: a surrogate's network in float64 on numpy arrays
-(what fits, the fit-bias metric and the validate service call), with one torch thread for
-small batches.
+(what fits, the fit-bias metric and the validate service call), and with its Jacobian (the
+batched fitter), with one torch thread for small batches.
 
 Intra-op threads gain nothing on a fit's small batches, and their spinning pool slows the BLAS
 that the statistic uses next (a Daya Bay χ² evaluation, 546×546 Cholesky included, 12 ms →
@@ -33,6 +33,24 @@ def float64_evaluator(
             t = t.to(surrogate.device)
         with threads_for(t.shape[0]):
             return fn(t).cpu().numpy()
+
+    return evaluate
+
+
+def float64_jacobian_evaluator(
+    surrogate: FastSurrogate,
+) -> Callable[[NDArray[np.float64]], tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """x (B, n_in) float64 → (counts (B, K), ∂counts/∂x (B, K, n_in)), float64 numpy, from
+    torch forward-mode autograd (``FastSurrogate.float64_jacobian``)."""
+    fn = surrogate.float64_jacobian()
+
+    def evaluate(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        if surrogate.device.type != "cpu":
+            t = t.to(surrogate.device)
+        with threads_for(t.shape[0]):
+            y, jac = fn(t)
+            return y.cpu().numpy(), jac.cpu().numpy()
 
     return evaluate
 

@@ -101,7 +101,8 @@ def summary_table(result: Mapping[str, Any]) -> str:
             lines.append(f"  referee {name:<12} shift {r['shift_sigma']:+.3f} σ")
     if "toys" in result:
         t = result["toys"]
-        lines.append(f"  toys: {t['n_toys']} ({t['n_failed']} not converged)")
+        fitter = f", {t['fitter']} fitter" if "fitter" in t else ""
+        lines.append(f"  toys: {t['n_toys']} ({t['n_failed']} not converged{fitter})")
         for name, s in t["pulls"].items():
             lines.append(f"  pull {name:<15} mean {s['mean']:+.3f}  width {s['width']:.3f}")
     if result.get("mlflow_run_id"):

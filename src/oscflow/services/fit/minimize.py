@@ -96,14 +96,27 @@ def cost_function(model: FitModel, data: NDArray[np.float64], statistic: str) ->
     return cost
 
 
+@dataclass(frozen=True)
+class Prescan:
+    """The grid of the Δm²32 pre-scan (± ``width`` steps of the parameter, ``n`` points), shared
+    by the one-at-a-time and the batched fitters."""
+
+    name: str = "dm2_32"
+    n: int = 161
+    width: float = 8.0
+
+
+PRESCAN = Prescan()
+
+
 def prescan_start(
     model: FitModel,
     data: NDArray[np.float64],
     statistic: str,
     start: NDArray[np.float64],
-    name: str = "dm2_32",
-    n: int = 161,
-    width: float = 8.0,
+    name: str = PRESCAN.name,
+    n: int = PRESCAN.n,
+    width: float = PRESCAN.width,
 ) -> NDArray[np.float64]:
     """Start value of ``name`` from a batched 1-D scan (± ``width`` steps): the χ² in Δm²31 has
     many local minima (one per oscillation period), MIGRAD alone may stop in the wrong one."""
@@ -121,6 +134,27 @@ def prescan_start(
     out = start.copy()
     out[p_i] = grid[int(np.argmin(stat))]
     return out
+
+
+def training_range_edges(model: FitModel, values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """(N, P): free oscillation or detector parameters of a surrogate's fit within 1e-3 of
+    the training range's width of its edge (the surrogate is not trusted there)."""
+    values = np.atleast_2d(values)
+    out = np.zeros(values.shape, dtype=bool)
+    if model.predictor.kind != "surrogate":
+        return out
+    for i, p in enumerate(model.parameters):
+        if p.fixed or p.kind not in ("oscillation", "detector"):
+            continue
+        lo, hi = p.limits
+        tol = 1e-3 * (hi - lo)
+        out[:, i] = (values[:, i] - lo < tol) | (hi - values[:, i] < tol)
+    return out
+
+
+def at_training_range_edge(model: FitModel, values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """(N,): some parameter of the fit is at a training-range edge (``training_range_edges``)."""
+    return np.asarray(training_range_edges(model, values).any(axis=1))
 
 
 def minimize(
@@ -177,15 +211,8 @@ def minimize(
         merrors = {k: (float(v.lower), float(v.upper)) for k, v in m.merrors.items()}
     fmin = m.fmin
     values = np.array(m.values, dtype=np.float64)
-    at_edge = []
-    if model.predictor.kind == "surrogate":
-        for i, p in enumerate(model.parameters):
-            if p.fixed or p.kind not in ("oscillation", "detector"):
-                continue
-            lo, hi = p.limits
-            tol = 1e-3 * (hi - lo)
-            if values[i] - lo < tol or hi - values[i] < tol:
-                at_edge.append(p.name)
+    edges = training_range_edges(model, values[None, :])[0]
+    at_edge = [p.name for p, e in zip(model.parameters, edges, strict=True) if e]
     flags = {
         "is_valid": bool(fmin.is_valid),
         "has_accurate_covar": bool(fmin.has_accurate_covar),

@@ -19,7 +19,11 @@ PREDICTORS = ("surrogate", "exact")
 
 
 class ReactorPredictor(Protocol):
-    """What a fit needs: the parameters taken, their allowed ranges, counts for a batch."""
+    """What a fit needs: the parameters taken, their allowed ranges, counts for a batch.
+
+    A predictor may also offer ``reactors_and_jacobian(points) -> (counts (B, K), ∂counts/
+    ∂input (B, K, n_inputs))`` (the surrogate: autograd); ``FitModel.expected_and_jacobian``
+    falls back to batched central finite differences of ``reactors`` for those that do not."""
 
     kind: str
     inputs: tuple[str, ...]
@@ -57,6 +61,18 @@ class SurrogatePredictor:
             for k in self.inputs
         ]
         return self.surrogate.predict_float64(np.stack(cols, axis=1), self.exposure)
+
+    def reactors_and_jacobian(
+        self, points: Mapping[str, NDArray[np.float64]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Counts (B, K) and ∂counts/∂input (B, K, n_inputs, order of ``inputs``): the
+        network's own derivative (torch autograd, float64), not finite differences."""
+        size = max(np.size(v) for v in points.values())
+        cols = [
+            np.broadcast_to(np.asarray(points.get(k, self._fixed.get(k)), dtype=np.float64), size)
+            for k in self.inputs
+        ]
+        return self.surrogate.predict_float64_and_jacobian(np.stack(cols, axis=1), self.exposure)
 
     def info(self) -> dict[str, Any]:
         return self.surrogate.info()

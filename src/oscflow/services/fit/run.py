@@ -86,9 +86,13 @@ def compute(
     cfg: DictConfig, setup_: FitSetup | None = None
 ) -> tuple[dict[str, Any], FitSetup, FitOutcome | None]:
     """(JSON-ready result, the setup, the main fit outcome or None for a toy ensemble)."""
+    from .batched import toy_fitter
+
     t0 = time.perf_counter()
     fs = setup_ or setup(cfg)
     o = fs.observation
+    ensemble_size = len(o.counts) if o.counts.ndim == 2 and len(o.counts) > 1 else 0
+    toy_fitter(cfg, ensemble_size or int(cfg.gof_toys))  # refuses fitter=batched without toys
     result: dict[str, Any] = {
         "experiment": fs.experiment.name,
         "predictor": fs.model.predictor.info(),

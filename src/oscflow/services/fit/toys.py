@@ -1,4 +1,5 @@
-"""Toy ensembles: N Poisson toys fitted one by one (started at the truth), pulls
+"""Toy ensembles: N Poisson toys fitted (started at the truth; all at once by the batched
+fitter, ``fitter=batched``, the default, or one by one by iminuit, ``fitter=iminuit``), pulls
 (fit − truth)/error per parameter and the distribution of Δχ²(IO−NO); and the goodness-of-fit
 p-value of a fit from toys drawn at its best fit.
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .batched import ToyFits, check_statistic, fit_toys, toy_fitter
 from .minimize import minimize
 
 
@@ -43,56 +45,136 @@ def _prior_draws(model: Any, truth: NDArray, n: int, seed: int) -> NDArray[np.fl
     return truth[idx] + rng.standard_normal((n, len(idx))) * model.prior_widths()
 
 
+def iminuit_toys(
+    model: Any,
+    counts: NDArray[np.float64],
+    statistic: str,
+    options: dict[str, Any],
+    *,
+    start: NDArray[np.float64] | None = None,
+    centres: NDArray[np.float64] | None = None,
+) -> ToyFits:
+    """Fit every row of ``counts`` one at a time with iminuit (``minimize``): the reference
+    the batched fitter (``batched.fit_toys``) is checked against; same ``ToyFits``."""
+    p = len(model.names)
+    n = len(counts)
+    values, errors = np.full((n, p), np.nan), np.full((n, p), np.nan)
+    fval, valid = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    flags = dict.fromkeys(IMINUIT_FLAGS, 0)
+    # √diag of HESSE's covariance: for a limited parameter Minuit2's error (``errors``) maps
+    # ±σ through its sine transformation of the limits (Int2extError) and differs from it
+    # when σ is not small against the distance to the limits.
+    hesse = np.full((n, p), np.nan)
+    nfcn, wall = 0, 0.0
+    for k, row in enumerate(counts):
+        m = model.with_prior_centres(centres[k]) if centres is not None else model
+        out = minimize(m, row, statistic, start=start, **options)
+        nfcn += out.nfcn
+        wall += out.wall_s
+        values[k], errors[k], fval[k], valid[k] = out.values, out.errors, out.fval, out.valid
+        if out.minuit is not None and out.minuit.covariance is not None:
+            hesse[k] = np.sqrt(np.clip(np.diag(np.asarray(out.minuit.covariance)), 0, None))
+        for name, (key, bad_when_set) in IMINUIT_FLAGS.items():
+            flags[name] += int(bool(out.flags[key]) == bad_when_set)
+    return ToyFits(
+        values, errors, fval, valid, flags, nfcn, wall, "iminuit", {"hesse_errors": hesse}
+    )
+
+
+# Convergence counts of the iminuit path: name → (FitOutcome flag, whether the flag being set
+# (True, a non-empty list) is the failure; False: its being unset is).
+IMINUIT_FLAGS: dict[str, tuple[str, bool]] = {
+    "not_converged": ("is_valid", False),
+    "not_accurate_covar": ("has_accurate_covar", False),
+    "hesse_failed": ("hesse_failed", True),
+    "reached_call_limit": ("has_reached_call_limit", True),
+    "at_limit": ("has_parameters_at_limit", True),
+    "at_training_range_edge": ("at_training_range_edge", True),
+}
+
+
+def fit_ensemble(
+    model: Any,
+    counts: NDArray[np.float64],
+    statistic: str,
+    options: dict[str, Any],
+    fitter: str,
+    *,
+    start: NDArray[np.float64] | None = None,
+    centres: NDArray[np.float64] | None = None,
+) -> ToyFits:
+    """All toys of ``counts`` with ``fitter`` ("batched" or "iminuit"), same inputs either way."""
+    if fitter == "batched":
+        return fit_toys(
+            model,
+            counts,
+            statistic,
+            start=start,
+            centres=centres,
+            tolerance=float(options["tolerance"]),
+            max_calls=options.get("ncall"),
+        )
+    return iminuit_toys(model, counts, statistic, options, start=start, centres=centres)
+
+
 def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
-    """Fit every toy; non-converged toys are counted and left out of the pulls."""
+    """Fit every toy (``fitter``: batched by default, or iminuit one at a time); non-valid fits
+    are counted, listed (``failed_toys``) and left out of the pulls and Δχ²."""
     from .setup import fit_options, ordering_models, truth_vector
 
     cfg = fs.cfg
     base = fs.model
+    statistic = str(cfg.statistic)
+    fitter = toy_fitter(cfg, len(toys))
     truth = truth_vector(fs, base)
     fluctuate = bool(cfg.observation.get("fluctuate_priors", True))
     centres = _prior_draws(base, truth, len(toys), int(cfg.observation.get("seed", 0)))
     options = fit_options(cfg)
     options["minos"] = False
-    values, errors, fvals, failed = [], [], [], 0
-    nfcn, wall = 0, 0.0
-    free = base.free
     mo_base = ordering_models(fs) if cfg.orderings else None
+    if fitter == "batched":
+        for m in [base, *(mo_base or {}).values()]:
+            check_statistic(m, statistic)
+    per_toy = centres if fluctuate else None
+    fits = fit_ensemble(base, toys, statistic, options, fitter, start=truth, centres=per_toy)
+    ok = fits.valid
+    free = base.free
+    cols = [base.index[n] for n in free]
+    v, e = fits.values[ok][:, cols], fits.errors[ok][:, cols]
+    fvals = fits.fval[ok]
+    nfcn, wall = fits.nfcn, fits.wall_s
     dchi2: list[float] = []
-    for k, row in enumerate(toys):
-        model = base.with_prior_centres(centres[k]) if fluctuate else base
-        mo_models = (
-            {o: m.with_prior_centres(centres[k]) if fluctuate else m for o, m in mo_base.items()}
-            if mo_base is not None
-            else None
-        )
-        fit = minimize(model, row, str(cfg.statistic), start=truth, **options)
-        nfcn += fit.nfcn
-        wall += fit.wall_s
-        if not fit.valid:
-            failed += 1
-            continue
-        values.append([fit.value(n) for n in free])
-        errors.append([fit.error(n) for n in free])
-        fvals.append(fit.fval)
-        if mo_models is not None:
-            mins = {}
-            for o, m in mo_models.items():
-                same = m.predictor is base.predictor
-                f = fit if same else minimize(m, row, str(cfg.statistic), **options)
-                mins[o] = f.fval if f.valid else np.nan
-            dchi2.append(mins["inverted"] - mins["normal"])
-    v, e = np.asarray(values), np.asarray(errors)
+    if mo_base is not None and ok.any():
+        mins = {}
+        for o, m in mo_base.items():
+            if m.predictor is base.predictor:
+                mins[o] = fvals
+                continue
+            other = fit_ensemble(
+                m,
+                toys[ok],
+                statistic,
+                options,
+                fitter,
+                centres=per_toy[ok] if per_toy is not None else None,
+            )
+            nfcn += other.nfcn
+            wall += other.wall_s
+            mins[o] = np.where(other.valid, other.fval, np.nan)
+        dchi2 = list(mins["inverted"] - mins["normal"])
     t = np.array([truth[base.index[n]] for n in free])
     pulls = (v - t) / e if len(v) else np.zeros((0, len(free)))
     out: dict[str, Any] = {
         "n_toys": len(toys),
-        "n_failed": failed,
+        "n_failed": int((~ok).sum()),
+        "fitter": fitter,
+        "convergence": fits.convergence(),
+        "failed_toys": np.flatnonzero(~ok).tolist(),
         "priors_fluctuated": fluctuate,
         "pulls": {n: pull_summary(pulls[:, j]) for j, n in enumerate(free)},
         "mean_error": {n: float(np.mean(e[:, j])) if len(e) else None for j, n in enumerate(free)},
         "statistic": {
-            "mean": float(np.mean(fvals)) if fvals else None,
+            "mean": float(np.mean(fvals)) if len(fvals) else None,
             "values": [float(x) for x in fvals],
         },
         "nfcn_total": nfcn,
@@ -113,31 +195,25 @@ def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
 
 def goodness_of_fit(fs: Any, main: Any, n: int, seed: int) -> dict[str, Any]:
     """p-value of the fit's statistic: the fraction of toys drawn at the best fit (counts and
-    prior centres) whose refitted statistic is at least as large."""
+    prior centres) whose refitted statistic is at least as large (``fitter`` as for toys)."""
     from .observation import toys as draw
     from .setup import fit_options
 
     model = fs.model
+    statistic = str(fs.cfg.statistic)
+    fitter = toy_fitter(fs.cfg, n)
     options = {**fit_options(fs.cfg), "minos": False}
     counts = draw(model.expected(main.values), model.edges, {}, n, seed).counts
     centres = _prior_draws(model, main.values, n, seed)
-    values, failed = [], 0
-    for k, row in enumerate(counts):
-        out = minimize(
-            model.with_prior_centres(centres[k]),
-            row,
-            str(fs.cfg.statistic),
-            start=main.values,
-            **options,
-        )
-        if out.valid:
-            values.append(out.fval)
-        else:
-            failed += 1
-    v = np.asarray(values)
+    fits = fit_ensemble(
+        model, counts, statistic, options, fitter, start=main.values, centres=centres
+    )
+    v = fits.fval[fits.valid]
     return {
         "n_toys": n,
-        "n_failed": failed,
+        "n_failed": int((~fits.valid).sum()),
+        "fitter": fitter,
+        "convergence": fits.convergence(),
         "statistic": main.fval,
         "p_value": float(np.mean(v >= main.fval)) if v.size else None,
         "toy_statistic_mean": float(np.mean(v)) if v.size else None,
