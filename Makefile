@@ -45,14 +45,15 @@ demo: $(STAMP)
 
 # The full test suite (also what CI runs). Most of its time is waiting (servers starting,
 # webhooks, subprocesses importing torch and MLflow), so it runs on more pytest-xdist workers
-# than cores; --dist loadgroup keeps each platform stack's tests on one worker.
+# than cores; --dist loadgroup keeps each platform stack's tests on one worker. --durations:
+# the slowest tests in every log (CI's included), to see where the suite's time goes.
 TEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 # The edit-run loop (< 2 min): physics, statistics, config, CLI — every test not marked slow.
 test-fast: $(STAMP)
