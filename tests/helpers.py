@@ -31,6 +31,19 @@ TINY_DATA: dict[str, Any] = {
     "loader": {"batch_size": 64, "eval_batch_size": 256, "num_workers": 0},
 }
 
+# A cheap exact fit configuration: E_ν binning (quadrature, no MC), vacuum, 70 bins.
+CHEAP_FIT = [
+    "predictor=exact",
+    "energy=neutrino",
+    "binning.emin=1.8",
+    "binning.emax=8.8",
+    "binning.nbins=70",
+    "experiment.oscillation.matter=false",
+    "orderings=false",
+    "record=false",
+    "plots=false",
+]
+
 
 def run(cwd: Path, *cmd: str) -> str:
     """Run a command with this interpreter's bin directory first on PATH; fail loudly."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import CHEAP_FIT as CHEAP
 from oscflow.config import load
 from oscflow.errors import ConfigError
 from oscflow.services.fit import observation as obs
@@ -15,18 +16,6 @@ from oscflow.services.fit.run import compute
 from oscflow.services.fit.setup import setup
 from oscflow.services.fit.toys import pull_summary
 
-# A cheap exact configuration: E_ν binning (quadrature, no MC), vacuum, 70 bins.
-CHEAP = [
-    "predictor=exact",
-    "energy=neutrino",
-    "binning.emin=1.8",
-    "binning.emax=8.8",
-    "binning.nbins=70",
-    "experiment.oscillation.matter=false",
-    "orderings=false",
-    "record=false",
-    "plots=false",
-]
 # Starting 1σ (PDG) away from the truth in the solar parameters.
 OFF_START = ["start.sin2_th12=0.320", "start.dm2_21=7.71e-5"]
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers import CHEAP_FIT
 from oscflow.config import load
 from oscflow.registry.reactors import SurrogateReactors
 from oscflow.services.fit.model import FitModel, FitParameter
@@ -114,19 +115,7 @@ def test_relu_surrogate_jacobian_matches_finite_differences_off_the_kinks() -> N
 
 
 def test_exact_predictor_jacobian_is_batched_central_differences() -> None:
-    cfg = load(
-        "fit",
-        [
-            "predictor=exact",
-            "energy=neutrino",
-            "binning.emin=1.8",
-            "binning.emax=8.8",
-            "binning.nbins=70",
-            "experiment.oscillation.matter=false",
-            "orderings=false",
-            "record=false",
-        ],
-    )
+    cfg = load("fit", CHEAP_FIT)
     from oscflow.services.fit.setup import setup
 
     model = setup(cfg).model
