@@ -99,14 +99,14 @@ def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     import io
     import json
 
-    from helpers import TINY_DATA, make_clone
+    from helpers import TINY_DATA, make_clone, mlflow_store
     from helpers import run as run_cmd
     from oscflow.cli import main
 
     root = make_clone(tmp_path_factory.mktemp("surrogate_repo"), "ttrain", TINY_DATA)
     run_cmd(root, "dvc", "repro", "spectra")
     store = tmp_path_factory.mktemp("surrogate_mlflow")
-    uri = f"sqlite:///{store}/mlflow.db"
+    uri = mlflow_store(store)
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))

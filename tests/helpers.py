@@ -3,6 +3,7 @@
 # PDG 2022 normal ordering (R.L. Workman et al., PTEP 2022, 083C01).
 NOMINAL = {"sin2_th12": 0.307, "sin2_th13": 0.0220, "dm2_21": 7.53e-5, "dm2_32": 2.453e-3}
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -79,3 +80,32 @@ def make_clone(
     run(dest, "git", "add", "-A")
     run(dest, *git, "commit", "-qm", "clone")
     return dest
+
+
+_MLFLOW_TEMPLATE: list[Path] = []
+
+
+def mlflow_store(directory: Path) -> str:
+    """``sqlite:///<directory>/mlflow.db``: an empty MLflow store, copied from one migrated in
+    this process (creating one runs MLflow's migrations, ~4 s of CPU). An existing store is
+    kept. The Default experiment's artifacts go to ``<directory>/mlruns/0``, as if MLflow had
+    created the store there."""
+    import sqlite3
+    import tempfile
+
+    db = Path(directory) / "mlflow.db"
+    if not db.exists():
+        if not _MLFLOW_TEMPLATE:
+            from mlflow.tracking import MlflowClient
+
+            template = Path(tempfile.mkdtemp(prefix="oscflow-mlflow-template-")) / "mlflow.db"
+            MlflowClient(f"sqlite:///{template}").search_experiments()
+            _MLFLOW_TEMPLATE.append(template)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MLFLOW_TEMPLATE[0], db)
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (str(db.parent / "mlruns" / "0"),),
+            )
+    return f"sqlite:///{db}"

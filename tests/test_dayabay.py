@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import TINY_DATA, make_clone
+from helpers import TINY_DATA, make_clone, mlflow_store
 from helpers import run as run_cmd
 from oscflow.cli import main
 from oscflow.config import load
@@ -34,7 +34,7 @@ DYB_TINY: dict[str, Any] = {
         "inputs": ["sin2_2th13", "dm2_32"],
         "splits": {"train": 256, "val": 32, "test": 32},
         "chunk": 16,
-        "workers": 2,
+        "workers": 1,  # the process pool: test_dataset_stage_resumes_after_an_interrupt
         "dtype": "float64",
     },
     "loader": {"batch_size": 32, "eval_batch_size": 1024, "num_workers": 0},
@@ -91,7 +91,8 @@ def test_dataset_stage_resumes_after_an_interrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An interrupted spectra stage keeps its finished chunks; the rerun evaluates only the
-    rest and gives the same arrays as an uninterrupted run (fast JUNO predictor, one worker)."""
+    rest and gives the same arrays as an uninterrupted run, and a pool of two spawned worker
+    processes gives the same arrays as this process (fast JUNO predictor)."""
     from oscflow.data import evaluate
 
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA)
@@ -120,12 +121,13 @@ def test_dataset_stage_resumes_after_an_interrupt(
     assert not partial.exists()
     first = np.load(out / "train_spectra.npy")
     monkeypatch.setattr(evaluate, "_task", task)
-    main(["spectra", *args, "data.spectra.chunk=512"])  # another fingerprint: from scratch
+    # another fingerprint: from scratch, in two worker processes
+    main(["spectra", *args, "data.spectra.chunk=128", "+data.spectra.workers=2"])
     np.testing.assert_array_equal(np.load(out / "train_spectra.npy"), first)
 
 
 def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """dvc stage (2 worker processes) → train → register → validate → fit the real data with
+    """dvc stage → train → register → validate → fit the real data with
     the surrogate, with the official model as referee."""
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
     (root / "conf/data/dyb_tiny.yaml").write_text(json.dumps(DYB_TINY))
@@ -139,7 +141,7 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert np.all(spectra > 0)
 
     store = tmp_path / "mlflow"
-    uri = f"sqlite:///{store}/mlflow.db"
+    uri = mlflow_store(store)
     common = [f"paths.root_dir={root}", f"logger.tracking_uri={uri}", "experiment=dayabay"]
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

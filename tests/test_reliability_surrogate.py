@@ -19,7 +19,6 @@ registered in per-test stores where a test changes a store or a model's files.
 from __future__ import annotations
 
 import inspect
-import shutil
 import socket
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from helpers import mlflow_store
 from oscflow.config import load, to_container
 from oscflow.errors import ConfigError, OscflowError
 
@@ -65,17 +65,8 @@ def _predict(r: dict[str, str], *extra: str) -> dict[str, Any]:
                                 *extra]))  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow SQLite database, migrated once (a new one costs seconds)."""
-    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 def _copy_version(
     r: dict[str, str],
-    empty: Path,
     tmp: Path,
     *,
     version_tags: dict[str, str] | None = None,
@@ -84,15 +75,13 @@ def _copy_version(
     edit: Callable[[Path], None] | None = None,
 ) -> tuple[str, Path]:
     """The session's surrogate registered as ``juno-spectrum`` v1 in a new SQLite store under
-    ``tmp`` (a copy of ``empty``; its files, after ``edit``, uploaded to a run there carrying ``run_tags`` and
+    ``tmp`` (helpers.mlflow_store; its files, after ``edit``, uploaded to a run there carrying ``run_tags`` and
     ``run_params``). Returns the store's URI and the model's directory in its artifacts."""
     mlflow.set_tracking_uri(r["tracking_uri"])
     local = Path(mlflow.artifacts.download_artifacts(r["model_uri"], dst_path=str(tmp / "dl")))
     if edit is not None:
         edit(local)
-    tmp.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(empty, tmp / "mlflow.db")
-    uri = f"sqlite:///{tmp}/mlflow.db"
+    uri = mlflow_store(tmp)
     client = MlflowClient(uri)
     exp = client.create_experiment("juno-surrogate", artifact_location=(tmp / "art").as_uri())
     run_id = client.create_run(exp, tags=run_tags or {}).info.run_id
@@ -233,11 +222,11 @@ def test_sensitivity_refuses_other_settings_and_scales_free_protons_exactly(
 
 
 def test_validation_refuses_an_exact_model_the_surrogate_was_not_trained_for(
-    r: dict[str, str], empty_store: Path, tmp_path: Path
+    r: dict[str, str], tmp_path: Path
 ) -> None:
     from oscflow.services import validate
 
-    uri, _ = _copy_version(r, empty_store, tmp_path, version_tags=_lineage(r))
+    uri, _ = _copy_version(r, tmp_path, version_tags=_lineage(r))
     cfg = load("validate", [*_store(r, uri), f"model_uri=models:/{NAME}/1", "n_points=5",
                             "bias_points=0", "experiment.oscillation.matter=false"])  # fmt: skip
     with pytest.raises(ConfigError, match=r"matter=true \(asked: false\)"):
@@ -257,15 +246,13 @@ def _strip_training_settings(model_dir: Path) -> None:
 
 
 def test_older_models_are_checked_against_their_training_runs_params(
-    r: dict[str, str], empty_store: Path, tmp_path: Path
+    r: dict[str, str], tmp_path: Path
 ) -> None:
     from oscflow.registry.reactors import SurrogateReactors
     from oscflow.tracking.lineage import flatten
 
     trained = flatten(to_container(load("train", []).experiment), "experiment.")
-    uri, _ = _copy_version(
-        r, empty_store, tmp_path / "a", run_params=trained, edit=_strip_training_settings
-    )
+    uri, _ = _copy_version(r, tmp_path / "a", run_params=trained, edit=_strip_training_settings)
     old = SurrogateReactors.load(f"models:/{NAME}/1", uri)
     assert not old.spec.trained_with
     old.check_request(load("predict", []).experiment)  # its training settings: accepted
@@ -273,7 +260,7 @@ def test_older_models_are_checked_against_their_training_runs_params(
     with pytest.raises(ConfigError, match=r"ordering=normal \(asked: inverted\)"):
         old.check_request(inverted)
     # neither recorded in the model nor in a training run: nothing can be checked, refused
-    uri, _ = _copy_version(r, empty_store, tmp_path / "b", edit=_strip_training_settings)
+    uri, _ = _copy_version(r, tmp_path / "b", edit=_strip_training_settings)
     bare = SurrogateReactors.load(f"models:/{NAME}/1", uri)
     with pytest.raises(ConfigError, match="records no training settings"):
         bare.check_request(load("predict", []).experiment)
@@ -309,11 +296,11 @@ def _write(rel: str, data: bytes | None) -> Callable[[Path], None]:
     ],
 )
 def test_a_corrupt_artifact_is_an_error_naming_the_model_the_file_and_the_fix(
-    r: dict[str, str], empty_store: Path, tmp_path: Path, file: str, mutate: Callable[[Path], None]
+    r: dict[str, str], tmp_path: Path, file: str, mutate: Callable[[Path], None]
 ) -> None:
     from oscflow.registry.reactors import SurrogateReactors
 
-    uri, model_dir = _copy_version(r, empty_store, tmp_path)
+    uri, model_dir = _copy_version(r, tmp_path)
     mutate(model_dir)
     model = f"models:/{NAME}/1"
     with pytest.raises(OscflowError) as err:  # what predict, fit and sensitivity call
@@ -332,11 +319,11 @@ def test_a_corrupt_artifact_is_an_error_naming_the_model_the_file_and_the_fix(
 
 
 def test_predict_reports_a_corrupt_artifact_without_a_traceback(
-    r: dict[str, str], empty_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    r: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from oscflow.cli import main
 
-    uri, model_dir = _copy_version(r, empty_store, tmp_path)
+    uri, model_dir = _copy_version(r, tmp_path)
     _write("artifacts/surrogate.pt", b"TRUNCATE")(model_dir)
     code = main(["predict", *_store(r, uri), "predictor=surrogate", f"model=models:/{NAME}/1"])
     err = capsys.readouterr().err
@@ -378,7 +365,7 @@ def _run_next(queue: Any) -> None:
 
 
 def test_registration_creates_the_version_with_its_lineage_tags(
-    r: dict[str, str], empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    r: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tags are part of the create call (what the model_version.created webhook follows),
     not set afterwards."""
@@ -390,8 +377,7 @@ def test_registration_creates_the_version_with_its_lineage_tags(
     mlflow.set_tracking_uri(r["tracking_uri"])
     local = Path(mlflow.artifacts.download_artifacts(r["model_uri"], dst_path=str(tmp_path)))
     model = SpectrumSurrogate.load(local / "artifacts" / "surrogate.pt")
-    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     exp = client.create_experiment("juno-surrogate", artifact_location=(tmp_path / "a").as_uri())
@@ -417,15 +403,13 @@ def test_registration_creates_the_version_with_its_lineage_tags(
 
 @pytest.mark.usefixtures("fresh_plans")
 def test_a_version_without_tags_takes_its_lineage_from_its_training_run(
-    r: dict[str, str], empty_store: Path, tmp_path: Path
+    r: dict[str, str], tmp_path: Path
 ) -> None:
     from oscflow.events.jobs import plan
     from oscflow.events.routing import JobSpec
 
     run_tags = {"oscflow.experiment": "juno", "oscflow.dataset.name": "ttrain"}
-    uri, _ = _copy_version(
-        r, empty_store, tmp_path, run_tags=run_tags
-    )  # the version itself: no tags
+    uri, _ = _copy_version(r, tmp_path, run_tags=run_tags)  # the version itself: no tags
     planned = plan(JobSpec("validate", NAME, "1"), _platform(r, tmp_path, uri))
     assert planned.cfg.data.name == "ttrain"  # not the platform's data=demo
     assert planned.cfg.experiment.name == "juno"
@@ -433,14 +417,14 @@ def test_a_version_without_tags_takes_its_lineage_from_its_training_run(
 
 @pytest.mark.usefixtures("fresh_plans")
 def test_missing_lineage_fails_fast_then_runs_when_the_tags_appear(
-    r: dict[str, str], empty_store: Path, tmp_path: Path
+    r: dict[str, str], tmp_path: Path
 ) -> None:
     from oscflow.events.jobs import plan
     from oscflow.events.queue import Queue
     from oscflow.events.reconciler import reconcile
     from oscflow.events.routing import JobSpec
 
-    uri, _ = _copy_version(r, empty_store, tmp_path)  # no lineage on the version nor on its run
+    uri, _ = _copy_version(r, tmp_path)  # no lineage on the version nor on its run
     cfg = _platform(r, tmp_path, uri)
     spec = JobSpec("validate", NAME, "1", "delivery-1")
     with pytest.raises(OscflowError, match=r"no oscflow\.experiment, oscflow\.dataset\.name"):
@@ -476,12 +460,12 @@ def test_missing_lineage_fails_fast_then_runs_when_the_tags_appear(
 
 @pytest.mark.usefixtures("fresh_plans")
 def test_a_job_for_a_version_that_is_gone_fails_once_without_retries(
-    r: dict[str, str], empty_store: Path, tmp_path: Path
+    r: dict[str, str], tmp_path: Path
 ) -> None:
     from oscflow.events.queue import Queue
     from oscflow.events.routing import JobSpec
 
-    uri, _ = _copy_version(r, empty_store, tmp_path, version_tags=_lineage(r))
+    uri, _ = _copy_version(r, tmp_path, version_tags=_lineage(r))
     queue = Queue(_platform(r, tmp_path, uri))
     queue.enqueue_job(JobSpec("validate", NAME, "7", "delivery-7"))  # no version 7
     _run_next(queue)

@@ -18,7 +18,7 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from helpers import make_clone
+from helpers import make_clone, mlflow_store
 from helpers import run as run_cmd
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -84,7 +84,7 @@ def _sweep_cmd(tmp: Path, study: str, storage: str, *extra: str) -> list[str]:
         f"hydra.sweeper.study_name={study}",
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweep.dir={tmp}/multirun/{study}",
-        f"logger.tracking_uri=sqlite:///{tmp}/mlflow.db",
+        f"logger.tracking_uri={mlflow_store(tmp)}",
         f"logger.artifact_location={tmp}/art",
         f"paths.output_dir={tmp}/out/{study}" + "/${now:%H-%M-%S-%f}",
         "callbacks.progress_bar=false",
@@ -206,9 +206,6 @@ def test_multi_objective_sweep_keeps_a_pareto_front(repo: Path, tmp_path: Path) 
 def test_two_processes_on_one_postgresql_study(repo: Path, tmp_path: Path) -> None:
     """Both processes join one study; the MLflow store (SQLite here) is created beforehand, as
     a shared tracking server's would be."""
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()
     study = f"oscflow-test-{uuid.uuid4().hex[:8]}"
     procs = [
         subprocess.Popen(

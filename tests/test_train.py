@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_DATA, make_clone
+from helpers import TINY_DATA, make_clone, mlflow_store
 from helpers import run as run_cmd
 
 TRAIN_DATA = TINY_DATA
@@ -31,7 +31,7 @@ def _args(repo: Path, tmp: Path, *extra: str) -> list[str]:
         "train",
         f"paths.root_dir={repo}",
         "data=ttrain",
-        f"logger.tracking_uri=sqlite:///{tmp}/mlflow.db",
+        f"logger.tracking_uri={mlflow_store(tmp)}",
         f"logger.artifact_location={tmp}/artifacts",
         "model.hidden=[32,32]",
         "callbacks.progress_bar=false",
@@ -72,7 +72,7 @@ def _client(tmp: Path) -> Any:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp}/mlflow.db"
+    uri = mlflow_store(tmp)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
 
@@ -269,7 +269,7 @@ def test_ddp_on_two_cpu_processes_makes_one_run(repo: Path, tmp_path: Path) -> N
         "callbacks.progress_bar=false",
         "logger.register=false",
         "timing=false",
-        f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        f"logger.tracking_uri={mlflow_store(tmp_path)}",
         f"logger.artifact_location={tmp_path}/art",
         f"paths.output_dir={tmp_path}/out",
     )

@@ -17,6 +17,8 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import mlflow_store
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -30,7 +32,7 @@ def _cfg(store: Path) -> Any:
     return load(
         "train",
         [
-            f"logger.tracking_uri=sqlite:///{store}/mlflow.db",
+            f"logger.tracking_uri={mlflow_store(store)}",
             f"logger.artifact_location={store}/artifacts",
         ],
     )
@@ -189,7 +191,7 @@ def test_a_new_architecture_trains_and_registers_with_no_edit_of_train_py(
     from oscflow.registry import load_surrogate
 
     root = Path(registered_surrogate["root"])
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))
