@@ -44,6 +44,28 @@ def test_asimov_fit_with_the_exact_predictor_recovers_the_truth(asimov_fit) -> N
     np.testing.assert_allclose(corr, corr.T, atol=1e-12)
 
 
+def test_true_inverted_ordering_uses_its_own_nominal_dm2_32() -> None:
+    """PDG 2022 (PTEP 2022, 083C01): Δm²32 = +2.453e-3 (NO), −2.536e-3 eV² (IO). An IO
+    experiment's nominal point is IO's, its Asimov fit recovers it, and the other ordering of a
+    fit (Experiment.with_ordering) takes the other nominal value and σ."""
+    from oscflow.experiments import load_experiment
+
+    cfg = load("fit", [*CHEAP, "experiment.oscillation.ordering=inverted", "orderings=true"])
+    assert cfg.params.dm2_32 == pytest.approx(2.536e-3)
+    experiment = load_experiment(cfg.experiment)
+    assert experiment.parameters["dm2_32"].sigma == pytest.approx(0.034e-3)
+    normal = experiment.with_ordering("normal").parameters["dm2_32"]
+    assert (normal.nominal, normal.sigma) == pytest.approx((2.453e-3, 0.033e-3))
+    assert (
+        experiment.parameters["sin2_th12"]
+        == experiment.with_ordering("normal").parameters["sin2_th12"]
+    )
+    result, fs, _ = compute(cfg)
+    assert fs.truth["dm2_32"] == pytest.approx(2.536e-3)
+    assert abs(result["best_fit"]["dm2_32"] - 2.536e-3) < 0.02 * result["errors"]["dm2_32"]
+    assert result["mass_ordering"]["delta_chi2_io_minus_no"] < 0  # the true ordering wins
+
+
 def test_hesse_errors_equal_the_inverse_fisher_information(asimov_fit) -> None:
     # Poisson: F_ij = Σ_k ∂_i μ_k ∂_j μ_k / μ_k, plus 1/σ² for parameters with priors; the χ²
     # (−2 ln L) curvature is 2F/2 = F, so cov = F⁻¹. Derivatives by central differences.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigError
+from ..physics.oscillation import ORDERINGS, is_ordering
 from ..physics.predictors import MCPairs
 from ..physics.rates import Exposure
 
@@ -27,6 +29,8 @@ class ParameterSpec:
 
     ``kind`` is ``oscillation`` or ``detector`` (detector-response parameters are optional
     surrogate inputs). ``bounds`` are the physically allowed values (None: unbounded).
+    ``by_ordering``: (nominal, sigma) per mass ordering where the two differ (|Δm²32|), see
+    :func:`for_ordering`.
     """
 
     name: str
@@ -37,6 +41,7 @@ class ParameterSpec:
     unit: str = ""
     kind: str = "oscillation"
     source: str = ""
+    by_ordering: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def sampling_range(self) -> tuple[float, float]:
@@ -176,8 +181,33 @@ def parameter_specs(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Parameter
             unit=str(p.get("unit", "")),
             kind=str(p.get("kind", "oscillation")),
             source=str(p.get("source", "")),
+            by_ordering=_by_ordering(p.get("by_ordering") or {}, f"{path}.by_ordering"),
         )
     return specs
+
+
+def _by_ordering(cfg: Mapping[str, Any], path: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for ordering, v in cfg.items():
+        if not is_ordering(ordering):
+            raise ConfigError(path, f"{ordering!r} is not a mass ordering", f"use {ORDERINGS}")
+        nominal = finite(v["nominal"], f"{path}.{ordering}.nominal", "give a number")
+        sigma = finite(v["sigma"], f"{path}.{ordering}.sigma", "give a number >= 0")
+        if sigma < 0:
+            raise ConfigError(f"{path}.{ordering}.sigma", f"{sigma:g} is negative", "give >= 0")
+        out[str(ordering)] = (nominal, sigma)
+    return out
+
+
+def for_ordering(specs: Mapping[str, ParameterSpec], ordering: str) -> dict[str, ParameterSpec]:
+    """``specs`` with the nominal value and σ of ``ordering`` where a parameter has one per
+    ordering (``by_ordering``), unchanged otherwise."""
+    out = dict(specs)
+    for name, spec in specs.items():
+        if ordering in spec.by_ordering:
+            nominal, sigma = spec.by_ordering[ordering]
+            out[name] = dataclasses.replace(spec, nominal=nominal, sigma=sigma)
+    return out
 
 
 class ExperimentSettings(Protocol):

@@ -31,6 +31,7 @@ from ..base import (
     Prediction,
     SpectrumPredictor,
     check_exposure,
+    for_ordering,
     integer,
     parameter_specs,
 )
@@ -284,13 +285,15 @@ class JunoExperiment(Experiment):
         )
 
     def with_ordering(self, ordering: str) -> JunoExperiment:
-        """The same experiment with the other (or given) mass ordering."""
+        """The same experiment with the other (or given) mass ordering, and that ordering's
+        nominal values and σ where they differ (|Δm²32|: ``by_ordering`` in the config)."""
         if not is_ordering(ordering):
             msg = f"ordering {ordering!r} is not one of {ORDERINGS}"
             raise ValueError(msg)
         clone = object.__new__(JunoExperiment)
         clone.__dict__.update(self.__dict__)
         clone.settings = dataclasses.replace(self.settings, ordering=ordering)
+        clone.parameters = for_ordering(self.parameters, ordering)
         return clone
 
     def source_names(self) -> tuple[str, ...]:
