@@ -39,7 +39,7 @@ platform (conf/platform.yaml; see `oscflow.platform.cli`):
   worker     run a worker (the services' jobs) in the foreground
   reconcile  one reconciler pass: registry state vs recorded runs [--json]
   register-webhook  create or update the MLflow webhook that posts to the intake
-  registry   promote NAME VERSION [--alias champion] [--force --reason TEXT]
+  registry   promote NAME VERSION [--alias champion] [--pair W] [--force --reason TEXT]
              | show NAME [--json] | wait NAME [VERSION|@ALIAS]
 
 options:

@@ -20,7 +20,8 @@ DTYPES = {"enu": np.float64, "e_vis": np.float32, "z": np.float32, "radius": np.
 
 
 def pairs_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.dataset_dir) / "pairs"
+    """The MC pairs of the configured dataset (``paths.pairs_dir``)."""
+    return Path(cfg.paths.get("pairs_dir") or Path(cfg.paths.dataset_dir) / "pairs")
 
 
 def write_pairs(directory: Path, pairs: MCPairs, meta: dict[str, Any]) -> None:

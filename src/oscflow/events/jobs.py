@@ -246,19 +246,30 @@ def experiment_overrides(spec: JobSpec, platform: DictConfig) -> list[str] | Non
 
 def routed(specs: Iterable[JobSpec], platform: DictConfig) -> list[JobSpec]:
     """The jobs whose service the version's experiment takes, e.g. no JUNO solar-antineutrino
-    sensitivity on a Daya Bay model (conf/experiment/dayabay.yaml). A version whose
-    experiment cannot be told yet (no lineage, MLflow unreachable) keeps its jobs: the job
+    sensitivity on a Daya Bay model (conf/experiment/dayabay.yaml), and that the service can
+    serve (its ``ROUTES.applies``, e.g. no mass-ordering job for a version without a pair). A
+    version that cannot be told yet (no lineage, MLflow unreachable) keeps its jobs: the job
     decides when it runs (``execute``), and records why if it cannot."""
     out = []
     for s in specs:
         try:
-            taken = experiment_overrides(s, platform) is not None
+            taken = experiment_overrides(s, platform) is not None and _serves(s, platform)
         except Exception as exc:  # noqa: BLE001 — decided (and reported) by the job
             log.info("routing %s decided by its job (%s)", s, exc)
             taken = True
         if taken:
             out.append(s)
     return out
+
+
+def _serves(spec: JobSpec, platform: DictConfig) -> bool:
+    from ..services import applies, discover
+
+    routes = getattr(discover().get(spec.service), "ROUTES", None)
+    if getattr(routes, "applies", None) is None:
+        return True
+    mv = MlflowClient(str(platform.tracking_uri)).get_model_version(spec.model, spec.version)
+    return applies(spec.service, dict(mv.tags))
 
 
 def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:

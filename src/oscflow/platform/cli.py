@@ -6,7 +6,7 @@
   oscflow intake | worker                              one part, in the foreground
   oscflow reconcile [--json]                           one reconciler pass
   oscflow register-webhook                             create/update the MLflow webhook
-  oscflow registry promote NAME VERSION [--alias A] [--force --reason TEXT]
+  oscflow registry promote NAME VERSION [--alias A] [--pair W] [--force --reason TEXT]
   oscflow registry show NAME [--json]
   oscflow registry wait NAME [VERSION|@ALIAS]          wait for the downstream runs, print them
 """
@@ -22,7 +22,7 @@ from ..errors import ExitCode, OscflowError, UsageError, one_paragraph
 
 COMMANDS = ("up", "down", "status", "intake", "worker", "reconcile", "register-webhook", "registry")
 FLAGS = {"--json", "--force"}
-VALUED = {"--alias": "registry.alias", "--reason": "registry.reason"}
+VALUED = {"--alias": "registry.alias", "--reason": "registry.reason", "--pair": "registry.pair"}
 
 
 def _split(args: Sequence[str]) -> tuple[list[str], set[str], list[str]]:
@@ -165,7 +165,15 @@ def _human(command: str, action: str | None, result: dict[str, Any]) -> str:
             for g in result["gates"]
         )
         forced = f"  FORCED: {result['reason']}\n" if result["forced"] else ""
-        return f"{result['model']} v{result['version']} -> @{result['alias']}\n{forced}{gates}"
+        pair = result.get("pair")
+        paired = (
+            f"  pair: v{pair['version']} ({pair['orderings'][pair['version']]} ordering)\n"
+            if pair
+            else ""
+        )
+        return (
+            f"{result['model']} v{result['version']} -> @{result['alias']}\n{paired}{forced}{gates}"
+        )
     if command == "registry" and action == "wait":
         from .wait import format_wait
 

@@ -97,6 +97,11 @@ def version_tags(
         tag_names.ARCHITECTURE: run_tags[tag_names.ARCHITECTURE],
         tag_names.EXPERIMENT: run_tags[tag_names.EXPERIMENT],
         tag_names.DATASET_NAME: run_tags[tag_names.DATASET_NAME],
+        **(
+            {tag_names.ORDERING: run_tags[tag_names.ORDERING]}
+            if tag_names.ORDERING in run_tags
+            else {}
+        ),
         **{f"{tag_names.METRIC_PREFIX}{k}": f"{metrics[k]:.6g}" for k in VERSION_METRICS},
     }
 

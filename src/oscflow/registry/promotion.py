@@ -64,7 +64,10 @@ def _version(client: MlflowClient, name: str, version: str) -> Any:
 
 def promote(cfg: DictConfig) -> dict[str, Any]:
     """Point ``registry.alias`` at the version if every gate passes (or ``force`` with a
-    ``reason``, recorded on the version); else raise PromotionRefused naming each failure."""
+    ``reason``, recorded on the version); else raise PromotionRefused naming each failure.
+    With ``registry.pair`` (a version of the same model trained for the other mass ordering,
+    ``registry/pairs.py``) both versions must pass and the pair is recorded on both before the
+    alias moves, so the services the alias triggers see it."""
     reg = cfg.registry
     name, version, alias = str(reg.name), str(reg.version), str(reg.alias)
     if reg.version is None:
@@ -72,20 +75,57 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
             "registry.version", "no version given", "oscflow registry promote NAME VERSION"
         )
     client = MlflowClient(str(cfg.tracking_uri))
-    mv = _version(client, name, version)
-    results = evaluate(mv.tags, _gates(cfg, mv.tags))
-    failed = [r for r in results if not r.passed]
-    report = [r.describe() for r in results]
-    if failed and not reg.force:
+    versions = [version] + ([str(reg.pair)] if reg.get("pair") is not None else [])
+    checked = {v: _gated(cfg, client, name, v) for v in versions}
+    failed = {v: [r for r in results if not r.passed] for v, results in checked.items()}
+    if any(failed.values()) and not reg.force:
         raise PromotionRefused(
-            f"{name} v{version} not promoted to @{alias}; gates:\n  "
-            + "\n  ".join(report)
+            f"{name} v{version}{f' (pair v{versions[1]})' if len(versions) > 1 else ''} not "
+            f"promoted to @{alias}; gates:\n  "
+            + "\n  ".join(f"v{v}: {r.describe()}" for v, rs in checked.items() for r in rs)
             + "\n  (override with --force --reason '...'; the override is recorded on the version)"
         )
     if reg.force and not (reg.reason and str(reg.reason).strip()):
         raise ConfigError(
             "registry.reason", "--force needs a reason", "add --reason 'why this version anyway'"
         )
+    orderings: dict[str, str] = {}
+    if len(versions) > 1:
+        from .pairs import check_pair, pair_tags
+
+        orderings = check_pair(name, version, versions[1], str(cfg.tracking_uri))
+        for v, extra in pair_tags(orderings).items():
+            for key, value in extra.items():
+                client.set_model_version_tag(name, v, key, value)
+    for v in versions:
+        _record_promotion(client, name, v, alias, checked[v], failed[v], reg.reason)
+    client.set_registered_model_alias(name, alias, version)
+    out = _promotion_result(name, version, alias, checked[version], failed[version], reg.reason)
+    if orderings:
+        partner = versions[1]
+        out["pair"] = {
+            "orderings": orderings,
+            **_promotion_result(
+                name, partner, alias, checked[partner], failed[partner], reg.reason
+            ),
+        }
+    return out
+
+
+def _gated(cfg: DictConfig, client: MlflowClient, name: str, version: str) -> list[Any]:
+    mv = _version(client, name, version)
+    return evaluate(mv.tags, _gates(cfg, mv.tags))
+
+
+def _record_promotion(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    alias: str,
+    results: list[Any],
+    failed: list[Any],
+    reason: Any,
+) -> None:
     for r in results:
         client.set_model_version_tag(
             name,
@@ -99,18 +139,22 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
     client.set_model_version_tag(name, version, "oscflow.promotion.by", getpass.getuser())
     if failed:
         client.set_model_version_tag(name, version, "oscflow.promotion.forced", "true")
-        client.set_model_version_tag(name, version, "oscflow.promotion.reason", str(reg.reason))
+        client.set_model_version_tag(name, version, "oscflow.promotion.reason", str(reason))
         client.set_model_version_tag(
             name, version, "oscflow.promotion.failed_gates", ",".join(r.gate for r in failed)
         )
-    client.set_registered_model_alias(name, alias, version)
+
+
+def _promotion_result(
+    name: str, version: str, alias: str, results: list[Any], failed: list[Any], reason: Any
+) -> dict[str, Any]:
     return {
         "model": name,
         "version": version,
         "alias": alias,
         "promoted": True,
         "forced": bool(failed),
-        "reason": str(reg.reason) if failed else None,
+        "reason": str(reason) if failed else None,
         "gates": [r.as_dict() for r in results],
         "model_uri": f"models:/{name}@{alias}",
     }
@@ -148,6 +192,12 @@ def show(cfg: DictConfig) -> dict[str, Any]:
                 "created": mv.creation_timestamp,
                 "gates": [r.as_dict() for r in evaluate(mv.tags, gates)],
                 "lineage": {k: mv.tags[k] for k in LINEAGE if k in mv.tags},
+                "ordering": mv.tags.get("oscflow.ordering"),
+                "pair": {
+                    k.removeprefix("oscflow.pair."): v
+                    for k, v in mv.tags.items()
+                    if k.startswith("oscflow.pair.")
+                },
                 "promotion": {
                     k.split(".", 2)[2]: v
                     for k, v in mv.tags.items()
@@ -175,6 +225,8 @@ def format_show(result: dict[str, Any]) -> str:
         lines.append(
             f"  v{v['version']:<4} {','.join('@' + a for a in v['aliases']) or '':<12} "
             f"gates {passed}/{len(v['gates'])}  run {v['lineage'].get('oscflow.training_run', '-')}"
+            + (f"  {v['ordering']} ordering" if v.get("ordering") else "")
+            + "".join(f"  pair: v{p} ({o})" for o, p in (v.get("pair") or {}).items())
         )
         for g in v["gates"]:
             mark = "ok " if g["passed"] else "NO "

@@ -21,7 +21,8 @@ and optionally
 ``ROUTES: Routes``
     when the platform runs it by default: on every new version, and/or when a version gets
     one of the named aliases (``conf/platform.yaml: routing`` adds routes and can disable
-    these).
+    these); ``applies`` narrows every route of the service to the versions it can serve
+    (e.g. the mass-ordering service needs a version paired with the other ordering).
 ``COMMAND: Command``
     its command line, ``oscflow <name> ...`` (the name is the module's last component).
 """
@@ -33,7 +34,7 @@ import functools
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -47,10 +48,12 @@ ENV = "OSCFLOW_SERVICES"
 
 @dataclasses.dataclass(frozen=True)
 class Routes:
-    """A service's default routing: on every new version, on these aliases."""
+    """A service's default routing: on every new version, on these aliases; ``applies(tags)``
+    (the version's tags → whether the service can serve it), None: every version."""
 
     on_version_created: bool = False
     on_alias: Sequence[str] = ()
+    applies: Callable[[Mapping[str, str]], bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +136,13 @@ def commands() -> dict[str, tuple[str, Command]]:
         for name, module in discover().items()
         if isinstance(getattr(module, "COMMAND", None), Command)
     }
+
+
+def applies(service: str, version_tags: Mapping[str, str]) -> bool:
+    """Whether ``service``'s ``ROUTES.applies`` accepts a version with ``version_tags``."""
+    routes = getattr(discover().get(service), "ROUTES", None)
+    check = getattr(routes, "applies", None)
+    return check is None or bool(check(version_tags))
 
 
 def default_routes() -> dict[str, Any]:

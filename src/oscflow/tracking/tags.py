@@ -20,6 +20,11 @@ ARCHITECTURE = "oscflow.architecture"
 N_PARAMETERS = "oscflow.n_parameters"
 DEVICE = "oscflow.device"
 HYDRA_OVERRIDES = "oscflow.hydra_overrides"
+ORDERING = "oscflow.ordering"  # the mass ordering of the training data, where it has one
+
+# A version's partner for the other mass ordering (``oscflow.pair.<ordering>`` = its version
+# number in the same registered model), set by ``registry promote --pair``.
+PAIR_PREFIX = "oscflow.pair."
 
 # MLflow's own run tags that oscflow sets.
 MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"

@@ -150,8 +150,9 @@ def training_tags(
     the dataset at ``data_path`` with config ``cfg`` (``resolved``: the same as plain
     containers, what the config hash is of) and its command-line ``overrides``."""
     root = Path(cfg.paths.root_dir).resolve()
+    meta = _dataset_meta(data_path)
     spectra_md5 = lineage.dataset_md5(root, data_path)
-    pairs_md5 = lineage.dataset_md5(root, data_path.parent / "pairs")
+    pairs_md5 = lineage.dataset_md5(root, _pairs_path(root, data_path, meta))
     out = {
         tags.ARCHITECTURE: architecture,
         # what the event workers compose the version's services with (events/jobs.py)
@@ -165,11 +166,29 @@ def training_tags(
         tags.HYDRA_OVERRIDES: " ".join(overrides) or "(none)",
         tags.MLFLOW_GIT_COMMIT: lineage.git_commit(root),
     }
+    if meta.get("ordering"):
+        out[tags.ORDERING] = str(meta["ordering"])
     if cfg.sweep.trial_number is not None:
         out[tags.MLFLOW_PARENT_RUN] = str(cfg.sweep.parent_run_id)
         out[tags.SWEEP_STUDY] = str(cfg.sweep.study_name)
         out[tags.SWEEP_TRIAL] = str(cfg.sweep.trial_number)
     return out
+
+
+def _dataset_meta(data_path: Path) -> dict[str, Any]:
+    path = data_path / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _pairs_path(root: Path, data_path: Path, meta: Mapping[str, Any]) -> Path:
+    """The MC pairs the dataset was built from (its meta's record; a dataset may share its
+    twin's, ``paths.pairs_dir``), else the dataset's own ``pairs`` beside it."""
+    recorded = (meta.get("pairs") or {}).get("path")
+    if recorded:
+        path = Path(recorded) if Path(recorded).is_absolute() else root / recorded
+        if path.is_dir():
+            return path
+    return data_path.parent / "pairs"
 
 
 def open_store(cfg: DictConfig) -> tuple[MlflowClient, str, str]:

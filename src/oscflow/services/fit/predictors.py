@@ -156,14 +156,23 @@ def surrogate_predictor(
     """The surrogate at ``uri`` from the configured tracking store, refused unless it was
     trained for the fit's request (``SurrogateReactors.check_request``: experiment, binning,
     settings, the parameters it does not take); ``ordering`` overrides the request's mass
-    ordering (the model for the other ordering of a Δχ²(IO−NO) comparison)."""
+    ordering (the model for the other ordering of a Δχ²(IO−NO) comparison). A version trained
+    for the other ordering answers through its registered pair (``registry/pairs.py``)."""
+    from omegaconf import OmegaConf
+
     from ...config import bin_edges
+    from ...registry.pairs import partner_uri
     from ...registry.reactors import SurrogateReactors
     from ...tracking.runs import tracking_uri
 
-    reactors = SurrogateReactors.load(
-        uri, tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
-    )
+    store = tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
+    reactors = SurrogateReactors.load(uri, store)
+    wanted = ordering or OmegaConf.select(cfg, "experiment.oscillation.ordering")
+    trained = reactors.trained_ordering()
+    if wanted and trained and trained != wanted:
+        partner = partner_uri(str(uri), str(wanted), store)
+        if partner is not None:
+            reactors = SurrogateReactors.load(partner, store)
     reactors.check_request(
         cfg.experiment,
         {str(k): float(v) for k, v in cfg.params.items()},
@@ -173,6 +182,20 @@ def surrogate_predictor(
         ranges=False,  # the fit checks its truth point (not for file or released data)
     )
     return SurrogatePredictor(reactors, exposure)
+
+
+def other_ordering_uri(cfg: DictConfig, ordering: str) -> str | None:
+    """The surrogate for ``ordering`` beside ``cfg.model_uri``: ``other_ordering_model`` if
+    given, else the version's registered pair (None: the model covers one ordering)."""
+    from ...registry.pairs import partner_uri
+    from ...tracking.runs import tracking_uri
+
+    if cfg.other_ordering_model:
+        return str(cfg.other_ordering_model)
+    if not cfg.model_uri:
+        return None
+    store = tracking_uri(str(cfg.logger.tracking_uri), cfg.paths.root_dir)
+    return partner_uri(str(cfg.model_uri), ordering, store)
 
 
 def check_kind(kind: str) -> str:

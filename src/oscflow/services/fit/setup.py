@@ -20,6 +20,7 @@ from .predictors import (
     ExactPredictor,
     check_kind,
     exact_predictor,
+    other_ordering_uri,
     surrogate_predictor,
 )
 
@@ -75,6 +76,7 @@ class FitSetup:
     truth: dict[str, float]
     observation: obs.Observation
     exacts: ExactPredictors
+    by_ordering: dict[str, FitModel] = dataclasses.field(default_factory=dict)
 
     @property
     def ordering(self) -> str:
@@ -193,13 +195,20 @@ def fit_options(cfg: DictConfig) -> dict[str, Any]:
 
 
 def ordering_models(fs: FitSetup) -> dict[str, FitModel]:
-    """Fit model per mass ordering for the Δχ²(IO−NO) comparison (see conf/fit.yaml)."""
+    """Fit model per mass ordering for the Δχ²(IO−NO) comparison (see conf/fit.yaml): the
+    surrogate and its pair (or ``other_ordering_model``); the exact predictor for both
+    orderings where the surrogate covers one. Built once per setup."""
+    if not fs.by_ordering:
+        fs.by_ordering.update(_ordering_models(fs))
+    return fs.by_ordering
+
+
+def _ordering_models(fs: FitSetup) -> dict[str, FitModel]:
     other = "inverted" if fs.ordering == "normal" else "normal"
     if fs.model.predictor.kind == "exact":
         return {fs.ordering: fs.model, other: fs.model.with_predictor(fs.exact(other))}
-    if fs.cfg.other_ordering_model:
-        pred = surrogate_predictor(
-            fs.cfg, str(fs.cfg.other_ordering_model), fs.exposure, ordering=other
-        )
+    uri = other_ordering_uri(fs.cfg, other)
+    if uri is not None:
+        pred = surrogate_predictor(fs.cfg, uri, fs.exposure, ordering=other)
         return {fs.ordering: fs.model, other: fs.model.with_predictor(pred)}
     return {o: fs.model.with_predictor(fs.exact(o)) for o in (fs.ordering, other)}
