@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,20 +94,39 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A tiny surrogate trained on the tiny dataset and registered as ``juno-spectrum`` version 1
-    in a session-private MLflow store: {"root", "tracking_uri", "artifacts", "model_uri",
-    "name", "version", "run_id"}. Accuracy is poor (a few epochs, 32×32): for plumbing tests."""
+    in a session-private MLflow store, and its inverted-ordering partner (same network, the
+    dataset's ``_inverted`` twin) as version 2, not yet paired: {"root", "tracking_uri",
+    "artifacts", "model_uri", "name", "version", "run_id", "io_version", "io_run_id"}. Accuracy
+    is poor (a few epochs, 32×32): for plumbing tests."""
+    from helpers import TINY_DATA, make_clone, mlflow_store
+    from helpers import run as run_cmd
+
+    root = make_clone(tmp_path_factory.mktemp("surrogate_repo"), "ttrain", TINY_DATA)
+    run_cmd(root, "dvc", "repro", "spectra")
+    run_cmd(root, "oscflow", "spectra", "data=ttrain_inverted")
+    store = tmp_path_factory.mktemp("surrogate_mlflow")
+    uri = mlflow_store(store)
+    no, io = (_train_tiny(root, store, uri, data) for data in ("ttrain", "ttrain_inverted"))
+    return {
+        "root": str(root),
+        "tracking_uri": uri,
+        "artifacts": f"{store}/artifacts",
+        "model_uri": f"models:/{no['registered_model']}/{no['version']}",
+        "name": no["registered_model"],
+        "version": str(no["version"]),
+        "run_id": no["run_id"],
+        "io_version": str(io["version"]),
+        "io_run_id": io["run_id"],
+    }
+
+
+def _train_tiny(root: Path, store: Path, uri: str, data: str) -> dict[str, Any]:
     import contextlib
     import io
     import json
 
-    from helpers import TINY_DATA, make_clone, mlflow_store
-    from helpers import run as run_cmd
     from oscflow.cli import main
 
-    root = make_clone(tmp_path_factory.mktemp("surrogate_repo"), "ttrain", TINY_DATA)
-    run_cmd(root, "dvc", "repro", "spectra")
-    store = tmp_path_factory.mktemp("surrogate_mlflow")
-    uri = mlflow_store(store)
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setenv("OSCFLOW_CONFIG_DIR", str(root / "conf"))
@@ -116,10 +136,10 @@ def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
                 "train",
                 "--json",
                 f"paths.root_dir={root}",
-                "data=ttrain",
+                f"data={data}",
                 f"logger.tracking_uri={uri}",
                 f"logger.artifact_location={store}/artifacts",
-                f"paths.output_dir={store}/out",
+                f"paths.output_dir={store}/out-{data}",
                 "model.hidden=[32,32]",
                 "trainer.max_epochs=3",
                 "trainer.log_every_n_steps=1",
@@ -127,13 +147,4 @@ def registered_surrogate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             ]
         )
     assert code == 0, out.getvalue()
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
-    return {
-        "root": str(root),
-        "tracking_uri": uri,
-        "artifacts": f"{store}/artifacts",
-        "model_uri": f"models:/{result['registered_model']}/{result['version']}",
-        "name": result["registered_model"],
-        "version": str(result["version"]),
-        "run_id": result["run_id"],
-    }
+    return dict(json.loads(out.getvalue().strip().splitlines()[-1]))

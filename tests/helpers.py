@@ -55,12 +55,24 @@ def run(cwd: Path, *cmd: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def inverted_twin(data_name: str) -> str:
+    """``conf/data/<data_name>_inverted.yaml``: the dataset in the inverted ordering, from the
+    same MC pairs (as conf/data/demo_inverted.yaml is demo's)."""
+    return (
+        "# @package _global_\n"
+        f"defaults:\n  - {data_name}@data\n  - _self_\n"
+        f"data:\n  name: {data_name}_inverted\n  pairs_from: {data_name}\n"
+        "experiment:\n  oscillation:\n    ordering: inverted\n"
+    )
+
+
 def make_clone(
     dest: Path, data_name: str, data_cfg: dict[str, Any], dayabay_data: str = "dayabay_demo"
 ) -> Path:
     """A new git repository at ``dest`` with this checkout's files (tracked and not ignored),
-    a dataset config ``conf/data/<data_name>.yaml`` and params.yaml selecting it (JUNO stages:
-    ``dvc repro spectra``; the Daya Bay stage reads ``dayabay_data``)."""
+    a dataset config ``conf/data/<data_name>.yaml``, its inverted-ordering twin, and
+    params.yaml selecting it (JUNO stages: ``dvc repro spectra``; the Daya Bay stage reads
+    ``dayabay_data``)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=REPO,
@@ -74,6 +86,7 @@ def make_clone(
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     (dest / f"conf/data/{data_name}.yaml").write_text(yaml.safe_dump(data_cfg))
+    (dest / f"conf/data/{data_name}_inverted.yaml").write_text(inverted_twin(data_name))
     (dest / "params.yaml").write_text(f"data: {data_name}\ndayabay_data: {dayabay_data}\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(dest, "git", "init", "-q")

@@ -87,7 +87,8 @@ def check_pair(name: str, version: str, partner: str, tracking_uri: str) -> dict
 
 
 def partner_uri(uri: str, ordering: str, tracking_uri: str) -> str | None:
-    """``models:/NAME/W`` of the version paired with ``uri``'s for ``ordering``, if any."""
+    """``models:/NAME/W`` of the version of ``uri``'s pair trained for ``ordering``: its own
+    version if that is its ordering, else its partner's; None without a pair."""
     import mlflow
 
     from .reactors import resolve_version
@@ -97,6 +98,10 @@ def partner_uri(uri: str, ordering: str, tracking_uri: str) -> str | None:
     if resolved.name is None or resolved.version is None:
         return None
     mv = MlflowClient(tracking_uri).get_model_version(resolved.name, resolved.version)
+    if not any(k.startswith(tags.PAIR_PREFIX) for k in mv.tags):
+        return None
+    if mv.tags.get(tags.ORDERING) == ordering:
+        return f"models:/{resolved.name}/{resolved.version}"
     partner = mv.tags.get(f"{tags.PAIR_PREFIX}{ordering}")
     return f"models:/{resolved.name}/{partner}" if partner else None
 
