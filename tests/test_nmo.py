@@ -50,12 +50,14 @@ def test_nmo_needs_a_pair_then_runs_and_records_on_the_promoted_pair(r: dict[str
     code, _, err = _oscflow("nmo", f"model=models:/{name}/{v1}", "nmo.toys=0", *r["common"])
     assert code == 1
     assert "covers only the normal ordering" in err
-    assert "--pair" in err and "data=<dataset>_inverted" in err
+    assert "--pair" in err
+    assert "data=<dataset>_inverted" in err
 
     code, _, err = _oscflow(
         "registry", "promote", name, v1, "--pair", v1, "--force", "--reason", "t"
     )
-    assert code == 1 and "its own pair" in err
+    assert code == 1
+    assert "its own pair" in err
     code, out, err = _oscflow(
         "registry", "promote", name, v1, "--pair", v2, "--force", "--reason", "tiny pair", "--json"
     )
@@ -89,7 +91,8 @@ def test_nmo_needs_a_pair_then_runs_and_records_on_the_promoted_pair(r: dict[str
         assert short["predictor"] == "surrogate"
         assert 0 <= short["delta_chi2_wrong"] <= long["delta_chi2_wrong"]
         t = np.asarray(result["toys"][truth]["values"])
-        assert result["toys"][truth]["n_failed"] == 0 and len(t) == 200
+        assert result["toys"][truth]["n_failed"] == 0
+        assert len(t) == 200
         t0 = long["delta_chi2_wrong"]
         sign = 1 if truth == "normal" else -1
         # toys around the Asimov value: median T₀, width 2√T₀ (±15 %, 200 toys)
