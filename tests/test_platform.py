@@ -156,6 +156,8 @@ def stack(
         # The 3-epoch test surrogate cannot fit exact Asimov data: fit its own Asimov spectrum
         # (the whole service path still runs; make demo runs the default configuration).
         'service_overrides.fit=["observation.generator=model","referee=false","orderings=false"]',
+        # the same for the mass-ordering study, with its oscillation parameters fixed (test_nmo)
+        'service_overrides.nmo=["free=[]","nmo.toys=40","nmo.asimov_days=[2191.5]"]',
         "+routing.on_alias.burst=[standins.fast]",
         "+routing.on_alias.late=[standins.fast]",
         "+routing.on_alias.slow=[standins.slow]",
@@ -196,30 +198,32 @@ def stack(
 
 
 def _copy_model(registered: dict[str, str], client: MlflowClient) -> None:
-    """Register the session's surrogate in the team-scale server (its files uploaded to a run
-    there, its lineage tags copied): what a team member's training would have produced."""
+    """Register the session's surrogate pair (v1 normal, v2 inverted ordering) in the
+    team-scale server (files uploaded to a run there, lineage tags copied, not yet paired):
+    what a team member's trainings would have produced."""
     import mlflow
 
     source = MlflowClient(registered["tracking_uri"])
-    mv = source.get_model_version(registered["name"], registered["version"])
     mlflow.set_tracking_uri(registered["tracking_uri"])
-    local = mlflow.artifacts.download_artifacts(
-        f"models:/{registered['name']}/{registered['version']}"
-    )
     exp = client.create_experiment("juno-surrogate")
-    run = client.create_run(exp)
-    client.log_artifacts(run.info.run_id, local, "model")
-    client.set_terminated(run.info.run_id)
     client.create_registered_model(registered["name"])
-    client.create_model_version(
-        registered["name"],
-        f"runs:/{run.info.run_id}/model",
-        run_id=run.info.run_id,
-        tags=dict(mv.tags),
-    )
+    for version in (registered["version"], registered["io_version"]):
+        mv = source.get_model_version(registered["name"], version)
+        local = mlflow.artifacts.download_artifacts(f"models:/{registered['name']}/{version}")
+        run = client.create_run(exp)
+        client.log_artifacts(run.info.run_id, local, "model")
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(
+            registered["name"],
+            f"runs:/{run.info.run_id}/model",
+            run_id=run.info.run_id,
+            tags={k: v for k, v in mv.tags.items() if not k.startswith("oscflow.pair.")},
+        )
 
 
 def test_new_version_is_validated_and_gates_guard_promotion(stack: Stack) -> None:
+    # the inverted-ordering partner is validated against its own ordering's exact model
+    assert stack.wait_for("validate", "2")
     runs = stack.wait_for("validate", "1")
     assert runs[0].data.tags["oscflow.model.name"] == "juno-spectrum"
     tags = stack.client.get_model_version("juno-spectrum", "1").tags
@@ -234,17 +238,20 @@ def test_new_version_is_validated_and_gates_guard_promotion(stack: Stack) -> Non
     assert "needs a reason" in no_reason.stderr
 
 
-def test_forced_promotion_triggers_fit_and_sensitivity(stack: Stack) -> None:
+def test_forced_promotion_of_a_pair_triggers_fit_sensitivity_and_nmo(stack: Stack) -> None:
     stack.oscflow(
-        "registry", "promote", "juno-spectrum", "1", "--force", "--reason", "plumbing test"
-    )
+        "registry", "promote", "juno-spectrum", "1", "--pair", "2", "--force", "--reason",
+        "plumbing test",
+    )  # fmt: skip
     tags = stack.client.get_model_version("juno-spectrum", "1").tags
     assert tags["oscflow.promotion.forced"] == "true"
     assert tags["oscflow.promotion.reason"] == "plumbing test"
-    for service in ("fit", "sensitivity"):
+    assert tags["oscflow.pair.inverted"] == "2"
+    for service in ("fit", "sensitivity", "nmo"):
         runs = stack.wait_for(service, "1")
         assert len(runs) == 1  # the webhook and the reconciler enqueue one job, not two
         assert runs[0].data.tags["oscflow.model.name"] == "juno-spectrum"
+    assert not stack.runs("nmo", "2")  # the pair's study is one run, on the champion
     # MLflow delivered the signed alias webhook and the intake accepted it (whichever of the
     # webhook and the reconciler's pass every 3 s enqueued the jobs first)
     assert stack.wait_for_event("model_version_alias.created", "1", alias="champion")
@@ -252,14 +259,12 @@ def test_forced_promotion_triggers_fit_and_sensitivity(stack: Stack) -> None:
         stack.oscflow("registry", "wait", "juno-spectrum", "@champion", "--json").stdout
     )
     assert waited["complete"]
-    assert set(waited["runs"]) == {"fit", "sensitivity"}
+    assert set(waited["runs"]) == {"fit", "nmo", "sensitivity"}
     show = json.loads(stack.oscflow("registry", "show", "juno-spectrum", "--json").stdout)
     assert show["aliases"] == {"champion": "1"}
-    assert {r["service"] for r in show["versions"][0]["service_runs"]} >= {
-        "validate",
-        "fit",
-        "sensitivity",
-    }
+    v1 = next(v for v in show["versions"] if v["version"] == "1")
+    assert v1["pair"] == {"inverted": "2"}
+    assert {r["service"] for r in v1["service_runs"]} >= {"validate", "fit", "sensitivity", "nmo"}
 
 
 def _alias_body(version: str, alias: str) -> bytes:
