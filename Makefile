@@ -22,10 +22,11 @@ install: $(STAMP)
 # The main job on the embedded default, the whole chain: start the local stack (MLflow server
 # with webhooks, event intake, worker: `oscflow up`), build the demo JUNO dataset through the
 # DVC pipeline and push it to the local DVC remote, print what was made and plot the nominal
-# spectrum (outputs/demo/juno_prompt_spectrum.png), train the seed-001 surrogate (logged to the
-# server, registered as juno-spectrum: the webhook triggers its validation), promote it to
-# @champion behind the gates (the webhook triggers the fit and sensitivity services), wait for
-# the downstream runs and print their results and the UI link. `oscflow down` stops the stack.
+# spectrum (outputs/demo/juno_prompt_spectrum.png), train the seed-001 surrogate and its
+# inverted-ordering partner (logged to the server, registered as juno-spectrum: the webhook
+# triggers their validation), promote the pair to @champion behind the gates (the webhook
+# triggers the fit, sensitivity and mass-ordering services), wait for the downstream runs and
+# print their results and the UI link. `oscflow down` stops the stack.
 DATA = $$(sed -n 's/^data: *//p' params.yaml)
 TRACKING = MLFLOW_TRACKING_URI=http://127.0.0.1:5000
 demo: $(STAMP)
@@ -38,7 +39,9 @@ demo: $(STAMP)
 	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) | tail -n 1 > outputs/demo/train.json
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train.json')); print('registered', r['registered_model'], 'v' + r['version'], r['metrics'])"
 	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
-	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])") --alias champion
+	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted | tail -n 1 > outputs/demo/train_inverted.json
+	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train_inverted.json')); print('registered (inverted ordering)', r['registered_model'], 'v' + r['version'], r['metrics'])"
+	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])") --alias champion --pair $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train_inverted.json'))['version'])")
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum @champion
 	$(TRACKING) $(BIN)/oscflow status
 	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"

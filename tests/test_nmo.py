@@ -98,6 +98,9 @@ def test_nmo_needs_a_pair_then_runs_and_records_on_the_promoted_pair(r: dict[str
         # toys around the Asimov value: median T₀, width 2√T₀ (±15 %, 200 toys)
         assert abs(np.median(sign * t) - t0) < 0.25 * 2 * np.sqrt(t0)
         assert np.std(t, ddof=1) == pytest.approx(2 * np.sqrt(t0), rel=0.15)
+    # each ordering's toys at its own PDG 2022 |Δm²32| (conf/experiment/juno.yaml: by_ordering)
+    assert result["toys"]["normal"]["truth"]["dm2_32"] == pytest.approx(2.453e-3)
+    assert result["toys"]["inverted"]["truth"]["dm2_32"] == pytest.approx(2.536e-3)
     sens = result["sensitivity"]["true_normal"]
     assert sens["n_true"] == len(result["toys"]["normal"]["values"])
 

@@ -171,6 +171,7 @@ def toy_statistics(cfg: DictConfig, truth: str, progress: Progress | None = None
     t = np.asarray(values)
     return {
         "true_ordering": truth,
+        "truth": fs.truth,
         "n_toys": n,
         "n_failed": failed,
         "fitter": part["fitter"],
