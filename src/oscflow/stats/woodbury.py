@@ -88,7 +88,8 @@ class LowRankCNPCovariance:
         if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.allclose(m, m.T, rtol=1e-10):
             msg = f"systematic covariance must be a symmetric square matrix, got {m.shape}"
             raise ValueError(msg)
-        lam, vec = np.linalg.eigh(m)
+        with one_blas_thread():
+            lam, vec = np.linalg.eigh(m)
         order = np.argsort(lam)[::-1]
         self._eig = lam[order]
         pos = np.clip(self._eig, 0.0, None)
