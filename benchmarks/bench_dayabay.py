@@ -6,7 +6,11 @@
   model's spectrum + the same statistic, and the official statistic node itself;
 * full fit: the fit service's ``minimize`` from the published result as the start, with the
   surrogate and with the official model as predictor, and the official model's own fit of its
-  statistic node (``OfficialModel.fit``).
+  statistic node (``OfficialModel.fit``);
+* the statistic alone at the surrogate's spectra: the plain Cholesky (``stats.covariance``) vs
+  Woodbury on V_syst's low rank (``stats.woodbury``, the fits' statistic), with their largest
+  relative difference; and loading the stored official-model inputs
+  (``experiment.official_inputs``, DVC stage ``dayabay_official``) vs computing them.
 
 Figures are RATIOS "× surrogate" of median wall times (``_timing.measure``), next to the best
 fits. Needs a registered ``dayabay-spectrum`` (``--model``) in ``--tracking-uri``::
@@ -35,8 +39,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from oscflow.config import load
+    from oscflow.experiments.dayabay.store import OfficialInputs
     from oscflow.services.fit.minimize import cost_function, minimize
     from oscflow.services.fit.setup import setup
+    from oscflow.stats.covariance import CNPCovariance
 
     env = environment()
     print(f"bench_dayabay: revision {env['revision']}, {env['cpus_usable']} CPUs usable")
@@ -93,9 +99,12 @@ def main() -> None:
         {
             "surrogate": Job(chi2_job("surrogate"), items=1, repeats=50 * args.repeats),
             "official": Job(chi2_job("official"), items=1, repeats=10 * args.repeats),
-            "official_node": Job(node_job, items=1, repeats=10 * args.repeats),
         }
     )
+    # on its own: interleaved with the fast statistic's one-BLAS-thread blocks, the node's
+    # first multi-threaded Cholesky after each block waits for OpenBLAS's threads (~1 s on a
+    # loaded machine), which would charge the official node for our thread switching
+    chi2.update(measure({"official_node": Job(node_job, items=1, repeats=10 * args.repeats)}))
     fits = measure(
         {
             "surrogate": Job(fit_job("surrogate"), items=1, repeats=args.repeats),
@@ -103,7 +112,47 @@ def main() -> None:
             "official_node": Job(own_fit, items=1, repeats=args.repeats),
         }
     )
+    # the statistic alone, at surrogate spectra one σ apart: plain Cholesky vs Woodbury
+    fast = fs.model.statistics[statistic]
+    plain = CNPCovariance(fast.syst)
+    spectra = [fs.model.expected(x + s * step) for s in (-1.0, 1.0, 2.0)]
+    worst = max(abs(fast(data, m).sum() / plain(data, m).sum() - 1.0) for m in spectra)
+    k = {"i": 0}
+
+    def stat_job(fn: Any) -> Any:
+        def run() -> None:
+            k["i"] = (k["i"] + 1) % len(spectra)
+            fn(data, spectra[k["i"]])
+
+        return run
+
+    alone = measure(
+        {
+            "woodbury": Job(stat_job(fast), items=1, repeats=100 * args.repeats),
+            "cholesky": Job(stat_job(plain), items=1, repeats=30 * args.repeats),
+        }
+    )
+    path = fs.experiment.inputs_path
+    loads = {}
+    if path is not None and path.is_file():
+        loads = measure({"load": Job(lambda: OfficialInputs.load(path), items=1, repeats=5)})
     figures: dict[str, Any] = {"environment": env, "chi2": {}, "fit": {}}
+    figures["statistic"] = {
+        "woodbury_s": alone["woodbury"].median,
+        "cholesky_s": alone["cholesky"].median,
+        "cholesky_over_woodbury": alone["cholesky"].median / alone["woodbury"].median,
+        "max_rel_diff": worst,
+        "woodbury_rank": fast.last_rank,
+        "woodbury_bound": fast.last_bound,
+        "inputs_load_s": loads["load"].median if loads else None,
+    }
+    print(
+        f"statistic alone: Woodbury {1e3 * alone['woodbury'].median:.2f} ms (rank "
+        f"{fast.last_rank}, bound {fast.last_bound:.1e}), Cholesky "
+        f"{1e3 * alone['cholesky'].median:.2f} ms, max rel. diff {worst:.1e}"
+    )
+    if loads:
+        print(f"stored official-model inputs: loaded in {1e3 * loads['load'].median:.1f} ms")
     base = chi2["surrogate"].median
     print(f"{'χ² evaluation':<16} {'median [ms]':>12} {'× surrogate':>12}")
     for name, t in chi2.items():

@@ -46,9 +46,18 @@ POINTS = [{}, {"sin2_2th13": 0.080, "dm2_32": 2.40e-3}, {"sin2_2th13": 0.090, "d
 
 @pytest.fixture(scope="module")
 def experiment() -> Any:
+    """The plug-in computing its inputs from the official model (no stored file)."""
     from oscflow.experiments import load_experiment
 
-    return load_experiment(load("fit", ["experiment=dayabay"]).experiment)
+    return load_experiment(
+        load("fit", ["experiment=dayabay", "experiment.official_inputs=null"]).experiment
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs(experiment: Any) -> Any:
+    """What fits need of the official model (store.OfficialInputs), computed from it."""
+    return experiment.inputs()
 
 
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,21 +70,109 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_our_statistic_is_the_official_chi2(experiment: Any) -> None:
     """stats.covariance's CNP + covariance χ² equals statistic.full.covmat.chi2cnp of the
-    official model, on the real data, at the nominal and two other points."""
+    official model, on the real data, at the nominal and two other points; the fits' fast
+    evaluation (stats.woodbury, the plug-in's statistic) equals it within its stated bound."""
+    from oscflow.stats.covariance import CNPCovariance
+
     official = experiment.official()
-    stats = experiment.statistics()
+    fast = experiment.statistics()["cnp_covmat"]
     data, source = experiment.observed_counts()
     assert source.startswith("dayabay-data-official")
     assert data.shape == (546,)
     assert data.sum() > 5.0e6  # 5.55 M IBD candidates (PRL 2023)
+    plain = CNPCovariance(official.systematic_covariance())
     predictor = experiment.predictor(np.arange(547.0), "concatenated", "official")
     for point in POINTS:
         # the node first, before any spectrum: the order in which dag-modelling's lazy taint
         # would otherwise freeze the node's CNP variance at its first point (OfficialModel.statistic)
         theirs = official.statistic("full.covmat.chi2cnp", point)
         expected = predictor.predict({k: np.array([v]) for k, v in point.items()})["total"][0]
-        ours = float(stats["cnp_covmat"](data, expected).sum())
+        ours = float(plain(data, expected).sum())
         assert ours == pytest.approx(theirs, rel=1e-10), point
+        quick = float(fast(data, expected).sum())
+        assert 0.0 < fast.last_bound <= fast.rtol
+        assert fast.last_rank < 546
+        # the stated bound plus the Cholesky's own rounding (κ(V)·2⁻⁵² ≈ 1e-10 here)
+        assert abs(quick - theirs) <= (fast.last_bound + 1e-10) * theirs, point
+
+
+def test_pull_statistic_is_the_official_node(experiment: Any, inputs: Any) -> None:
+    """stats.pull's CNP + pull-term χ² with the stored constraints equals the official
+    statistic.full.pull.chi2cnp (stat.chi2cnp + nuisance.all) at random points of all 22
+    free parameters and all 1057 constrained ones (±1σ, correlations through each group's
+    Cholesky factor), to 1e-10 relative."""
+    from oscflow.experiments.dayabay.official import SPECTRUM
+    from oscflow.stats.pull import cnp_pull_chi2
+
+    official = experiment.official()
+    gc = inputs.constraints
+    assert gc.size > 1000
+    assert len(official.nominal_free) == 22
+    rng = np.random.default_rng(20230401)
+    for _ in range(3):
+        free = {
+            k: v + 0.01 * rng.standard_normal() * (abs(v) if v else 1.0)
+            for k, v in official.nominal_free.items()
+        }
+        z = rng.standard_normal(gc.size)
+        x = gc.central.copy()
+        for g, f in enumerate(gc.factors):
+            a, b = gc.starts[g], gc.starts[g + 1]
+            x[a:b] += f * z[a:b] if f.ndim == 1 else f @ z[a:b]
+        theirs = official.statistic(
+            "full.pull.chi2cnp", {}, free=free, constrained=dict(zip(gc.names, x, strict=True))
+        )
+        spectrum = np.array(official.model.storage[SPECTRUM].data)
+        ours = cnp_pull_chi2(inputs.data, spectrum, gc, x)
+        assert ours == pytest.approx(theirs, rel=1e-10)
+        assert gc.chi2(x) > 500  # the pulls count: ~1057 unit-normal squares
+    official.reset()
+
+
+def test_stored_inputs_serve_the_fit_without_the_official_model(
+    tmp_path: Path, inputs: Any
+) -> None:
+    """Saved and loaded (DVC stage dayabay_official), the inputs give the plug-in's data and
+    statistic without it ever building the official model; bad files are refused."""
+    from oscflow.experiments import load_experiment
+    from oscflow.experiments.dayabay.store import OfficialInputs
+
+    path = tmp_path / "inputs.npz"
+    md5 = inputs.save(path)
+    cfg = load("fit", ["experiment=dayabay", f"experiment.official_inputs={path}"])
+    fresh = load_experiment(cfg.experiment)
+    data, source = fresh.observed_counts()
+    np.testing.assert_array_equal(data, inputs.data)
+    assert md5[:12] in source
+    stat = fresh.statistics()["cnp_covmat"]
+    np.testing.assert_array_equal(stat.syst, inputs.syst_covariance)
+    assert stat(data, inputs.nominal).sum() > 0
+    assert fresh._official is None  # never built
+    loaded = OfficialInputs.load(path)
+    assert loaded.constraints.names == inputs.constraints.names
+    assert loaded.segments == inputs.segments
+    assert len(loaded.segments) == 21
+
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{**arrays, "data": arrays["data"][:-1]})
+    with pytest.raises(
+        ConfigError, match=r"data has shape \(545,\), not \(546,\) = 21 blocks × 26"
+    ):
+        OfficialInputs.load(bad)
+    np.savez(bad, **{**arrays, "segments": arrays["segments"][:-1]})
+    with pytest.raises(ConfigError, match="20 blocks × 26 bins"):
+        OfficialInputs.load(bad)
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match=r"not an official-model inputs file.*dvc repro"):
+        OfficialInputs.load(bad)
+    values = arrays["provenance_values"].copy()
+    values[list(arrays["provenance_keys"]).index("dayabay-model")] = "0.0"
+    np.savez(bad, **{**arrays, "provenance_values": values})
+    stale = OfficialInputs.load(bad)
+    with pytest.raises(ConfigError, match=r"computed with dayabay-model 0\.0 .*dvc repro"):
+        stale.check_provenance({}, str(bad))
 
 
 def test_bad_config_is_refused(experiment: Any) -> None:
@@ -85,6 +182,15 @@ def test_bad_config_is_refused(experiment: Any) -> None:
         experiment.predictor(np.arange(401.0), "concatenated", "official").official  # noqa: B018
     with pytest.raises(ConfigError, match="normal ordering only"):
         experiment.with_ordering("inverted")
+    from oscflow.experiments.dayabay.official import OfficialModel
+
+    with pytest.raises(ConfigError, match=r"no free parameters \['survival_probability.Nope'\]"):
+        OfficialModel({"sin2_2th13": "survival_probability.Nope"})
+    official = experiment.official()
+    with pytest.raises(ConfigError, match=r"no free parameters \['survival_probability.Nope'\]"):
+        official.set_free({"survival_probability.Nope": 1.0})
+    with pytest.raises(ConfigError, match="no constrained parameters"):
+        official.statistic("full.pull.chi2cnp", {}, constrained={"detector.nope": 1.0})
 
 
 def test_dataset_stage_resumes_after_an_interrupt(
@@ -126,9 +232,9 @@ def test_dataset_stage_resumes_after_an_interrupt(
     np.testing.assert_array_equal(np.load(out / "train_spectra.npy"), first)
 
 
-def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """dvc stage → train → register → validate → fit the real data with
-    the surrogate, with the official model as referee."""
+def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: Any) -> None:
+    """dvc stage → train → register → validate → fit the real data with the surrogate (from
+    the stored official-model inputs), with the official model as referee."""
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
     (root / "conf/data/dyb_tiny.yaml").write_text(json.dumps(DYB_TINY))
     log = run_cmd(root, "dvc", "repro", "dayabay_spectra")
@@ -182,8 +288,10 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert tags["oscflow.dataset.name"] == "dyb_tiny"
     assert "oscflow.validation.max_rel_dev_peak1" in tags
 
+    md5 = inputs.save(root / "data/dayabay/official/inputs.npz")  # as dayabay_official would
     fit = cli("fit", *common, f"model={model}", "data=real", "plots=false")
     assert fit["data"]["kind"] == "real"
+    assert md5[:12] in fit["data"]["source"]  # the fit read them: no official model built
     assert fit["statistic"] == "cnp_covmat"
     assert fit["fit"]["valid"]
     assert fit["mlflow_run_id"]

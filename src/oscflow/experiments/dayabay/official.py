@@ -22,6 +22,7 @@ SPECTRUM = "outputs.eventscount.final.concatenated.selected"
 REAL_DATA = "outputs.data.real.concatenated.selected"
 SYST_COVARIANCE = "outputs.covariance.covmat_syst.sum"
 FREE = "parameters.free"
+CONSTRAINED = "parameter_group.constrained"
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
 
@@ -84,12 +85,22 @@ class OfficialModel:
         self.nominal_free = {k: float(p.value) for k, p in self._all.items()}
         self._spectrum = storage[SPECTRUM]
         self._covariance_ready = False
+        self._constrained: dict[str, tuple[Any, float]] | None = None
+        self._touched: set[str] = set()
 
     def reset(self) -> None:
-        """Every free parameter back to the model's nominal value."""
+        """Every free parameter, and every constrained one ``set_constrained`` changed, back
+        to the model's nominal value."""
         for k, p in self._all.items():
             if p.value != self.nominal_free[k]:
                 p.value = self.nominal_free[k]
+        if self._touched:
+            known = self._constrained_parameters()
+            for name in self._touched:
+                p, nominal = known[name]
+                if p.value != nominal:
+                    p.value = nominal
+            self._touched.clear()
 
     def set(self, values: Mapping[str, float]) -> None:
         for name, value in values.items():
@@ -101,8 +112,71 @@ class OfficialModel:
         self.set(values)
         return np.array(self._spectrum.data, dtype=np.float64)
 
-    def statistic(self, key: str, values: Mapping[str, float]) -> float:
-        """The official model's own statistic node ``outputs.statistic.<key>`` at ``values``.
+    def constraints(self) -> tuple[list[str], list[float], list[NDArray[np.float64]]]:
+        """The Gaussian constraints of the model (every group under
+        ``parameter_group.constrained``): parameter paths and central values in group order,
+        and per group its σ (n,) or the lower Cholesky factor (n, n) of its covariance — what
+        ``statistic.nuisance.all`` normalises the parameters with (``stats.pull``)."""
+        names: list[str] = []
+        central: list[float] = []
+        factors: list[NDArray[np.float64]] = []
+        for key, group in self.model.storage(CONSTRAINED).walkitems():
+            c = group.constraint
+            subnames = [".".join((*key, *sub)) for sub, _ in group.iteritems()]
+            names += subnames
+            central += [float(x) for x in np.ravel(c.central.data)]
+            factors.append(
+                np.array(c.sigma.data, dtype=np.float64).reshape(
+                    (len(subnames),) if np.ndim(c.sigma.data) == 1 else (len(subnames),) * 2
+                )
+            )
+        return names, central, factors
+
+    def _constrained_parameters(self) -> dict[str, tuple[Any, float]]:
+        if self._constrained is None:
+            self._constrained = {
+                ".".join((*key, *sub)): (p, float(p.value))
+                for key, group in self.model.storage(CONSTRAINED).walkitems()
+                for sub, p in group.iteritems()
+            }
+        return self._constrained
+
+    def set_constrained(self, values: Mapping[str, float]) -> None:
+        """Set constrained parameters by their ``constraints()`` names (``reset`` restores)."""
+        known = self._constrained_parameters()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                "parameters",
+                f"the official model has no constrained parameters {unknown[:5]}",
+                "use names from OfficialModel.constraints()",
+            )
+        for name, value in values.items():
+            known[name][0].value = float(value)
+            self._touched.add(name)
+
+    def set_free(self, values: Mapping[str, float]) -> None:
+        """Set free parameters by their paths under ``parameters.free`` (``reset`` restores)."""
+        unknown = sorted(set(values) - set(self._all))
+        if unknown:
+            raise ConfigError(
+                "parameters",
+                f"the official model has no free parameters {unknown}",
+                f"use paths from parameters.free: {sorted(self._all)}",
+            )
+        for path, value in values.items():
+            self._all[path].value = float(value)
+
+    def statistic(
+        self,
+        key: str,
+        values: Mapping[str, float],
+        free: Mapping[str, float] | None = None,
+        constrained: Mapping[str, float] | None = None,
+    ) -> float:
+        """The official model's own statistic node ``outputs.statistic.<key>`` at ``values``
+        (ours), ``free`` (paths under ``parameters.free``) and ``constrained`` (names of
+        :meth:`constraints`), every other parameter nominal.
 
         The systematic covariance is computed first (:meth:`systematic_covariance`): if its
         Jacobian were computed inside the first evaluation of a statistic node, its parameter
@@ -111,10 +185,14 @@ class OfficialModel:
         propagation stops there for good and the node keeps the CNP variance of its first
         point (dag-modelling 0.14.4 / dayabay-model 1.7.1). Computed first, the node is the χ²
         its graph defines: CNP variance of the current prediction (tests/test_dayabay.py).
+        Statistics without the covariance (``stat.*``, ``full.pull.*``) do not need it first.
         """
-        self._compute_covariance()
+        if "covmat" in key:
+            self._compute_covariance()
         self.reset()
         self.set(values)
+        self.set_free(free or {})
+        self.set_constrained(constrained or {})
         return float(self.model.storage[f"outputs.statistic.{key}"].data[0])
 
     def use_data(self, kind: str) -> None:

@@ -1,0 +1,90 @@
+"""stats.woodbury: the low-rank CNP + covariance χ² against the plain Cholesky one
+(stats.covariance), within its stated bound, on a Daya-Bay-like systematic covariance: 546
+bins, a Jacobian J C Jᵀ of rank 180 whose spectrum spans 1e-8…1e7 events², plus rounding noise.
+
+Tolerance: the stated bound ``rtol`` (|χ² − χ²ₖ| ≤ δ/(1−δ) χ²ₖ, stats/woodbury.py) plus the
+plain Cholesky's own rounding, ≲ κ(V)·2⁻⁵² ≈ 1e-10 relative here (κ(V) ≈ λ_max(S)/min v ≈ 1e6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oscflow.stats.covariance import CNPCovariance, chi2
+from oscflow.stats.woodbury import LowRankCNPCovariance
+
+K = 546
+ROUNDING = 1e-10
+
+
+def _daya_bay_like(seed: int = 1, rank: int = 180) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((K, rank)))
+    lam = np.logspace(7, -8, rank)
+    syst = (q * lam) @ q.T
+    noise = rng.standard_normal((K, K)) * 1e-9
+    syst += (noise + noise.T) / 2  # rounding-level, indefinite: as the official matrix
+    expected = rng.uniform(40.0, 5.0e4, K)
+    data = rng.poisson(expected).astype(float)
+    return syst, data, expected
+
+
+SYST, DATA, EXPECTED = _daya_bay_like()
+
+
+@pytest.mark.parametrize("rtol", [1e-9, 1e-6, 1e-3])
+def test_equals_the_plain_cholesky_within_its_bound(rtol: float) -> None:
+    fast = LowRankCNPCovariance(SYST, rtol=rtol)
+    plain = CNPCovariance(SYST)
+    rng = np.random.default_rng(2)
+    worst = 0.0
+    for _ in range(5):
+        mu = EXPECTED * (1.0 + 0.05 * rng.standard_normal(K))
+        ours, ref = fast(DATA, mu).sum(), plain(DATA, mu).sum()
+        assert fast.last_bound <= rtol
+        assert abs(ours - ref) <= fast.last_bound * ours + ROUNDING * ref
+        worst = max(worst, abs(ours / ref - 1.0))
+    assert fast.last_rank < K  # the structure is used: fewer components than bins
+    if rtol >= 1e-3:
+        assert worst > 10 * ROUNDING  # the truncation made a difference, within the bound
+
+
+def test_fewer_components_for_a_looser_bound_and_the_terms_match() -> None:
+    tight, loose = LowRankCNPCovariance(SYST, rtol=1e-9), LowRankCNPCovariance(SYST, rtol=1e-3)
+    tight(DATA, EXPECTED)
+    loose(DATA, EXPECTED)
+    assert loose.last_rank < tight.last_rank < K
+    # per-bin terms rᵢ(V⁻¹r)ᵢ, batched over leading axes, as the plain ones
+    mus = EXPECTED * np.array([[1.0], [1.02], [0.97]])
+    np.testing.assert_allclose(
+        tight(DATA, mus), CNPCovariance(SYST)(DATA, mus), rtol=1e-6, atol=1e-6
+    )
+    assert tight(DATA, mus).shape == (3, K)
+
+
+def test_full_rank_and_indefinite_systematics() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((K, K))
+    full = a @ a.T  # full rank: every component kept, Woodbury exact
+    fast = LowRankCNPCovariance(full)
+    assert fast(DATA, EXPECTED).sum() == pytest.approx(chi2(DATA, EXPECTED, full), rel=1e-9)
+    assert fast.last_rank == K
+    indefinite = SYST.copy()
+    indefinite[0, 0] -= 30.0  # a negative eigenvalue far beyond rounding: the plain Cholesky
+    fast = LowRankCNPCovariance(indefinite)
+    assert fast(DATA, EXPECTED).sum() == pytest.approx(chi2(DATA, EXPECTED, indefinite), rel=1e-12)
+    assert fast.last_bound == 0.0
+    assert fast.last_rank == K
+
+
+def test_bad_input_is_refused() -> None:
+    fast = LowRankCNPCovariance(SYST)
+    with pytest.raises(ValueError, match="positive data"):
+        fast(np.zeros(K), EXPECTED)
+    with pytest.raises(ValueError, match="545 bins but a 546"):
+        fast(DATA[:-1], EXPECTED[:-1])
+    with pytest.raises(ValueError, match="symmetric square"):
+        LowRankCNPCovariance(np.ones((3, 4)))(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="rtol"):
+        LowRankCNPCovariance(SYST, rtol=0.0)
