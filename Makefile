@@ -29,6 +29,9 @@ install: $(STAMP)
 # print their results and the UI link. `oscflow down` stops the stack.
 DATA = $$(sed -n 's/^data: *//p' params.yaml)
 TRACKING = MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+# The versions the demo's two trainings registered (the gates read their validations: wait first).
+VERSION_NO = $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])")
+VERSION_IO = $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train_inverted.json'))['version'])")
 demo: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/oscflow up
@@ -41,7 +44,9 @@ demo: $(STAMP)
 	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
 	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted | tail -n 1 > outputs/demo/train_inverted.json
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train_inverted.json')); print('registered (inverted ordering)', r['registered_model'], 'v' + r['version'], r['metrics'])"
-	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])") --alias champion --pair $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train_inverted.json'))['version'])")
+	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_NO)
+	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_IO)
+	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $(VERSION_NO) --alias champion --pair $(VERSION_IO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum @champion
 	$(TRACKING) $(BIN)/oscflow status
 	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"

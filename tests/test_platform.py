@@ -222,8 +222,12 @@ def _copy_model(registered: dict[str, str], client: MlflowClient) -> None:
 
 
 def test_new_version_is_validated_and_gates_guard_promotion(stack: Stack) -> None:
-    # the inverted-ordering partner is validated against its own ordering's exact model
+    # the inverted-ordering partner is validated against its own ordering's exact model; a
+    # version without an alias waits for its validation only (what the gates read)
     assert stack.wait_for("validate", "2")
+    waited = json.loads(stack.oscflow("registry", "wait", "juno-spectrum", "2", "--json").stdout)
+    assert waited["complete"]
+    assert set(waited["runs"]) == {"validate"}
     runs = stack.wait_for("validate", "1")
     assert runs[0].data.tags["oscflow.model.name"] == "juno-spectrum"
     tags = stack.client.get_model_version("juno-spectrum", "1").tags

@@ -22,9 +22,15 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
     client = MlflowClient(str(cfg.tracking_uri))
     name = str(cfg.registry.name)
     if cfg.registry.version is not None:
+        # the services the version calls for now: every version's, and those of its aliases
+        # (a version not yet promoted: its validation, which the promotion gates read)
         version = str(cfg.registry.version)
+        held = [a for a, v in (_aliases(client, name)).items() if str(v) == version]
         services = list(routing["on_version_created"]) + [
-            s for group in routing["on_alias"].values() for s in group
+            s
+            for a in held
+            for s in routing["on_alias"].get(a) or []
+            if s not in routing["on_version_created"]
         ]
     else:
         try:
@@ -78,6 +84,15 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
         "complete": not pending and all(r["status"] == "FINISHED" for r in runs.values()),
         "runs": runs,
     }
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, Any]:
+    try:
+        return dict(client.get_registered_model(name).aliases or {})
+    except MlflowException:
+        raise ConfigError(
+            "registry.name", f"no registered model {name!r}", "check the name (registry show)"
+        ) from None
 
 
 def format_wait(result: dict[str, Any]) -> str:
