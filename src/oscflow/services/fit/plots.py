@@ -65,9 +65,26 @@ def profiles(path: str | os.PathLike[str], scans: Mapping[str, Any]) -> Path:
 
 
 def contours(path: str | os.PathLike[str], contours_: Sequence[Mapping[str, Any]]) -> Path:
-    """2-D contours (1σ, 2σ for two parameters) around the best fit."""
+    """2-D contours (1σ, 2σ for two parameters) around the best fit; over the Δχ² map of a
+    batched scan where there is one (grid cells whose fit is not valid are crossed)."""
     fig, axes = plt.subplots(1, len(contours_), figsize=(4.5 * len(contours_), 4), squeeze=False)
     for ax, c in zip(axes[0], contours_, strict=True):
+        grid = c.get("map")
+        if grid:
+            z = np.array(grid["delta_chi2"], dtype=float)  # None (not finite) → NaN
+            bad = ~np.asarray(grid["valid"], dtype=bool)
+            mesh = ax.pcolormesh(
+                grid["x"],
+                grid["y"],
+                np.ma.masked_array(z, bad | ~np.isfinite(z)),
+                shading="nearest",
+                cmap="Greys_r",
+                vmax=12.0,
+            )
+            fig.colorbar(mesh, ax=ax, label="Δχ²")
+            gx, gy = np.meshgrid(grid["x"], grid["y"])
+            if bad.any():
+                ax.plot(gx[bad], gy[bad], "rx", ms=4, label="fit not valid")
         for cl, pts in c["points"].items():
             p = np.asarray(pts)
             if p.size:
@@ -75,6 +92,7 @@ def contours(path: str | os.PathLike[str], contours_: Sequence[Mapping[str, Any]
         ax.plot(*c["best_fit"], "k+")
         ax.set_xlabel(c["x"])
         ax.set_ylabel(c["y"])
+        ax.set_title(f"fitter: {c.get('fitter', 'iminuit')}", fontsize=8)
         ax.legend(fontsize=7)
     return save_png(fig, path)
 
