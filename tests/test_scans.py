@@ -25,6 +25,7 @@ from oscflow.services.fit import plots
 from oscflow.services.fit.run import compute
 from oscflow.services.fit.scans import (
     CONTOUR_CL,
+    batched_profile,
     contour_lines,
     crossing,
     delta_chi2_2dof,
@@ -147,6 +148,11 @@ def test_points_whose_fit_is_not_valid_are_flagged_and_not_used() -> None:
     lines = contour_lines(g, g, z, np.ones_like(z, dtype=bool), (0.0, 0.0))
     r = np.hypot(*np.asarray(lines["0.6827"]["points"]).T)
     assert r == pytest.approx(np.sqrt(delta_chi2_2dof(0.6827)), rel=1e-3)
+    g3 = np.array([-3.0, 0.0, 3.0])  # scan.points=3: a quadratic spline, still exact here
+    x3, y3 = np.meshgrid(g3, g3)
+    coarse = contour_lines(g3, g3, x3**2 + y3**2, np.ones((3, 3), dtype=bool), (0.0, 0.0))
+    r3 = np.hypot(*np.asarray(coarse["0.9545"]["points"]).T)
+    assert r3 == pytest.approx(np.sqrt(delta_chi2_2dof(0.9545)), rel=1e-3)
     bad = np.ones_like(z, dtype=bool)
     bad[6, 9] = False  # (x, y) = (1.5, 0): on the 1σ circle (r = 1.515)
     z_bad = z.copy()
@@ -155,6 +161,22 @@ def test_points_whose_fit_is_not_valid_are_flagged_and_not_used() -> None:
     assert masked["interpolation"] == "linear"
     assert not masked["closed"]  # the line stops at the masked cell instead of using it
     assert np.hypot(*np.asarray(masked["points"]).T).max() < 1.6
+
+
+def test_grid_fits_that_do_not_converge_are_flagged(profiled) -> None:
+    """With no iteration allowed (max_calls=0) the grid fits away from the best fit stop
+    unconverged: flagged, counted, and no crossing is made up from them."""
+    result, main, _ = profiled
+    grid = profile_grid(main, "sin2_th12", 2.0, 5)
+    data = np.asarray(result["counts"])
+    out = batched_profile(
+        main, data, "sin2_th12", grid, statistic="poisson", tolerance=0.1, max_calls=0
+    )
+    assert out["valid"][:2] == [False, False]
+    assert out["valid"][3:] == [False, False]
+    assert out["convergence"]["reached_max_iter"] >= 4
+    assert out["n_not_valid"] >= 4
+    assert out["interval_1sigma"] == [None, None]
 
 
 def test_profile_grid_is_cut_to_the_limits(profiled) -> None:

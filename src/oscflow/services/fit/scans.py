@@ -36,7 +36,10 @@ from .model import FitModel
 
 CONTOUR_CL = (0.6827, 0.9545)  # 1σ and 2σ for two parameters (χ² with 2 dof)
 SCAN_FITTERS = ("auto", "batched", "iminuit")
-REFINE = 8  # the batched contour map is interpolated on a grid this many times finer
+# The batched contour map is interpolated on a grid REFINE times finer, with at least FINE
+# points per axis (linear interpolation between those is then ~1e-4 of a contour's extent)
+REFINE = 8
+FINE = 201
 
 
 def delta_chi2_2dof(cl: float) -> float:
@@ -192,7 +195,9 @@ def crossing(
     """[lower, upper] where the profile (valid points only) crosses ``level`` on each side of
     ``best``: the root of the parabola through the three valid points around the crossing
     (exact for a parabolic profile), None where the valid profile does not reach ``level``."""
-    xv, yv = np.asarray(x)[ok], np.asarray(y)[ok]
+    y = np.asarray(y, dtype=np.float64)
+    use = np.asarray(ok, dtype=bool) & np.isfinite(y)
+    xv, yv = np.asarray(x, dtype=np.float64)[use], y[use]
     out: list[float | None] = []
     for side in (-1, 1):
         sel = (xv - best) * side >= 0
@@ -234,7 +239,17 @@ def _profile_result(
         "best_fit": best,
         "error": fit.error(name),
         "interval_1sigma": crossing(x, dchi2, ok, best, 1.0),
+        # < 0 beyond the stopping rule (~1e-3): a grid fit went below the best fit, which was
+        # then not the minimum (refit from there)
+        "min_delta_chi2": _min_valid(dchi2, ok),
     }
+
+
+def _min_valid(dchi2: NDArray[np.float64], ok: NDArray[np.bool_]) -> float | None:
+    """The smallest Δχ² of the valid grid points (None if none is valid)."""
+    values = np.asarray(dchi2, dtype=np.float64)[np.asarray(ok, dtype=bool)]
+    values = values[np.isfinite(values)]
+    return float(values.min()) if values.size else None
 
 
 def batched_profile(
@@ -317,6 +332,7 @@ def batched_contour(
             "valid": ok.tolist(),
         },
         "n_not_valid": int((~ok).sum()),
+        "min_delta_chi2": _min_valid(dchi2, ok),
         "convergence": fits.convergence(),
         "nfcn": fits.nfcn,
         "wall_s": fits.wall_s,
@@ -333,7 +349,7 @@ def contour_lines(
     """The ``CONTOUR_CL`` lines of a Δχ² map (ny, nx) on the grid (``gx``, ``gy``).
 
     With every cell valid the map is interpolated bicubically (``RectBivariateSpline``, exact
-    for the quadratic map of a Gaussian likelihood) on a grid ``REFINE`` times finer before
+    for the quadratic map of a Gaussian likelihood) on a finer grid (``REFINE``, ``FINE``) before
     ``contourpy`` extracts the lines, so that a coarse grid still gives the extent of a
     contour to a fraction of a per cent; with cells not valid those are masked out and the
     lines come from the raw map (linear interpolation, ``interpolation: "linear"``), never
@@ -346,9 +362,11 @@ def contour_lines(
     if ok.all():
         from scipy.interpolate import RectBivariateSpline
 
-        spline = RectBivariateSpline(gy, gx, dchi2, kx=3, ky=3)
-        fx = np.linspace(gx[0], gx[-1], REFINE * (len(gx) - 1) + 1)
-        fy = np.linspace(gy[0], gy[-1], REFINE * (len(gy) - 1) + 1)
+        # cubic, or the highest degree the grid allows (a spline of degree k needs k + 1 points)
+        kx, ky = min(3, len(gx) - 1), min(3, len(gy) - 1)
+        spline = RectBivariateSpline(gy, gx, dchi2, kx=kx, ky=ky)
+        fx = np.linspace(gx[0], gx[-1], max(FINE, REFINE * (len(gx) - 1) + 1))
+        fy = np.linspace(gy[0], gy[-1], max(FINE, REFINE * (len(gy) - 1) + 1))
         z: Any = spline(fy, fx)
         kind = "bicubic"
     else:
