@@ -163,9 +163,9 @@ def test_points_whose_fit_is_not_valid_are_flagged_and_not_used() -> None:
     assert np.hypot(*np.asarray(masked["points"]).T).max() < 1.6
 
 
-def test_grid_fits_that_do_not_converge_are_flagged(profiled) -> None:
+def test_grid_fits_that_do_not_converge_are_flagged(profiled, tmp_path) -> None:
     """With no iteration allowed (max_calls=0) the grid fits away from the best fit stop
-    unconverged: flagged, counted, and no crossing is made up from them."""
+    unconverged: flagged, counted, no crossing is made up from them, crossed in the plot."""
     result, main, _ = profiled
     grid = profile_grid(main, "sin2_th12", 2.0, 5)
     data = np.asarray(result["counts"])
@@ -177,6 +177,8 @@ def test_grid_fits_that_do_not_converge_are_flagged(profiled) -> None:
     assert out["convergence"]["reached_max_iter"] >= 4
     assert out["n_not_valid"] >= 4
     assert out["interval_1sigma"] == [None, None]
+    path = plots.profiles(tmp_path / "p.png", {"sin2_th12": out})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_profile_grid_is_cut_to_the_limits(profiled) -> None:

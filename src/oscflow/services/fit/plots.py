@@ -52,13 +52,20 @@ def data_vs_prediction(
 
 
 def profiles(path: str | os.PathLike[str], scans: Mapping[str, Any]) -> Path:
-    """Δχ² profiles, one panel per parameter, with the 1σ line."""
+    """Δχ² profiles, one panel per parameter, with the 1σ line; grid points whose fit is not
+    valid are crossed and left out of the curve."""
     names = list(scans)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         s = scans[name]
-        ax.plot(s["x"], s["delta_chi2"], "-o", ms=2)
+        x = np.asarray(s["x"], dtype=float)
+        y = np.array(s["delta_chi2"], dtype=float)  # None (not finite) → NaN
+        ok = np.asarray(s.get("valid", [True] * len(x)), dtype=bool) & np.isfinite(y)
+        ax.plot(x[ok], y[ok], "-o", ms=2, label=s.get("fitter", "iminuit"))
+        if (~ok).any():
+            ax.plot(x[~ok], np.nan_to_num(y[~ok]), "rx", ms=4, label="fit not valid")
         ax.axhline(1.0, color="grey", ls="--", lw=0.7)
+        ax.legend(fontsize=7)
         ax.set_xlabel(name)
         ax.set_ylabel("Δχ²")
     return save_png(fig, path)
