@@ -248,9 +248,10 @@ def toys(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-def train_tiny() -> tuple[str, str, list[str]]:
-    """Train and register a throwaway surrogate (tests/conftest.py's recipe) in a temporary
-    store: (model URI, tracking URI, the fit overrides that select its repository copy)."""
+def train_tiny(hidden: str = "[32,32]", epochs: int = 3) -> tuple[str, str, list[str]]:
+    """Train and register a throwaway surrogate (tests/conftest.py's recipe: ``hidden`` layers,
+    ``epochs``) in a temporary store: (model URI, tracking URI, the fit overrides that select
+    its repository copy)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import TINY_DATA, make_clone
     from helpers import run as run_cmd
@@ -274,8 +275,8 @@ def train_tiny() -> tuple[str, str, list[str]]:
                 f"logger.tracking_uri={uri}",
                 f"logger.artifact_location={work}/artifacts",
                 f"paths.output_dir={work}/out",
-                "model.hidden=[32,32]",
-                "trainer.max_epochs=3",
+                f"model.hidden={hidden}",
+                f"trainer.max_epochs={epochs}",
                 "callbacks.progress_bar=false",
             ]
         )
@@ -283,7 +284,9 @@ def train_tiny() -> tuple[str, str, list[str]]:
         raise SystemExit(f"training the tiny surrogate failed:\n{out.getvalue()}")
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     model = f"models:/{result['registered_model']}/{result['version']}"
-    print(f"trained {model} in {work} (32×32, 3 epochs: a plumbing model, not seed 001's)")
+    print(
+        f"trained {model} in {work} ({hidden}, {epochs} epochs: a plumbing model, not seed 001's)"
+    )
     return model, uri, [f"paths.root_dir={root}", "data=ttrain"]
 
 

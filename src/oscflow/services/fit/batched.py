@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -152,19 +152,25 @@ def fit_toys(
     tolerance: float = 0.1,
     max_calls: int | None = None,
     prescan: bool = True,
+    hessian: Literal["exact", "fisher"] = "exact",
 ) -> ToyFits:
     """Fit every row of ``counts`` (N, K) with ``model`` at once; ``centres`` (N, n_priors):
-    each toy's prior centres (order of ``model.prior_names``), None for the model's own."""
+    each toy's prior centres (order of ``model.prior_names``), None for the model's own.
+    ``start``: (P,) for every fit, or (N, P) per fit (then ``prescan=False``).
+    ``hessian``: ``fit_batch``'s; "fisher" skips the exact Hessian's P extra model calls where the errors
+    are not used (a scan's grid fits need only the statistic)."""
     check_statistic(model, statistic)
     t0 = time.perf_counter()
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     n = len(counts)
     x0 = model.starts() if start is None else np.asarray(start, dtype=np.float64)
+    if x0.ndim == 2 and prescan:
+        raise ValueError("per-fit starts (N, P) are used as given: pass prescan=False")
     prior_c, prior_s = _prior_arrays(model, centres, n)
     starts = (
         prescan_starts(model, counts, statistic, x0, prior_c, prior_s)
         if prescan
-        else np.broadcast_to(x0, (n, len(x0))).copy()
+        else np.broadcast_to(x0, (n, x0.shape[-1])).copy()
     )
     lower, upper = np.array([p.limits for p in model.parameters], dtype=np.float64).T
     fixed = np.array([p.fixed for p in model.parameters])
@@ -184,6 +190,7 @@ def fit_toys(
         statistic=statistic,
         tolerance=tolerance,
         max_iter=200 if max_calls is None else int(max_calls),
+        hessian=hessian,
     )
     edge = at_training_range_edge(model, res.values)
     valid = res.valid & ~edge

@@ -52,22 +52,46 @@ def data_vs_prediction(
 
 
 def profiles(path: str | os.PathLike[str], scans: Mapping[str, Any]) -> Path:
-    """Δχ² profiles, one panel per parameter, with the 1σ line."""
+    """Δχ² profiles, one panel per parameter, with the 1σ line; grid points whose fit is not
+    valid are crossed and left out of the curve."""
     names = list(scans)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         s = scans[name]
-        ax.plot(s["x"], s["delta_chi2"], "-o", ms=2)
+        x = np.asarray(s["x"], dtype=float)
+        y = np.array(s["delta_chi2"], dtype=float)  # None (not finite) → NaN
+        ok = np.asarray(s.get("valid", [True] * len(x)), dtype=bool) & np.isfinite(y)
+        ax.plot(x[ok], y[ok], "-o", ms=2, label=s.get("fitter", "iminuit"))
+        if (~ok).any():
+            ax.plot(x[~ok], np.nan_to_num(y[~ok]), "rx", ms=4, label="fit not valid")
         ax.axhline(1.0, color="grey", ls="--", lw=0.7)
+        ax.legend(fontsize=7)
         ax.set_xlabel(name)
         ax.set_ylabel("Δχ²")
     return save_png(fig, path)
 
 
 def contours(path: str | os.PathLike[str], contours_: Sequence[Mapping[str, Any]]) -> Path:
-    """2-D contours (1σ, 2σ for two parameters) around the best fit."""
+    """2-D contours (1σ, 2σ for two parameters) around the best fit; over the Δχ² map of a
+    batched scan where there is one (grid cells whose fit is not valid are crossed)."""
     fig, axes = plt.subplots(1, len(contours_), figsize=(4.5 * len(contours_), 4), squeeze=False)
     for ax, c in zip(axes[0], contours_, strict=True):
+        grid = c.get("map")
+        if grid:
+            z = np.array(grid["delta_chi2"], dtype=float)  # None (not finite) → NaN
+            bad = ~np.asarray(grid["valid"], dtype=bool)
+            mesh = ax.pcolormesh(
+                grid["x"],
+                grid["y"],
+                np.ma.masked_array(z, bad | ~np.isfinite(z)),
+                shading="nearest",
+                cmap="Greys_r",
+                vmax=12.0,
+            )
+            fig.colorbar(mesh, ax=ax, label="Δχ²")
+            gx, gy = np.meshgrid(grid["x"], grid["y"])
+            if bad.any():
+                ax.plot(gx[bad], gy[bad], "rx", ms=4, label="fit not valid")
         for cl, pts in c["points"].items():
             p = np.asarray(pts)
             if p.size:
@@ -75,6 +99,7 @@ def contours(path: str | os.PathLike[str], contours_: Sequence[Mapping[str, Any]
         ax.plot(*c["best_fit"], "k+")
         ax.set_xlabel(c["x"])
         ax.set_ylabel(c["y"])
+        ax.set_title(f"fitter: {c.get('fitter', 'iminuit')}", fontsize=8)
         ax.legend(fontsize=7)
     return save_png(fig, path)
 

@@ -87,12 +87,14 @@ def compute(
 ) -> tuple[dict[str, Any], FitSetup, FitOutcome | None]:
     """(JSON-ready result, the setup, the main fit outcome or None for a toy ensemble)."""
     from .batched import toy_fitter
+    from .scans import scan_fitter
 
     t0 = time.perf_counter()
     fs = setup_ or setup(cfg)
     o = fs.observation
     ensemble_size = len(o.counts) if o.counts.ndim == 2 and len(o.counts) > 1 else 0
     toy_fitter(cfg, ensemble_size or int(cfg.gof_toys))  # refuses fitter=batched without toys
+    scan_fitter(cfg.scan, str(cfg.statistic))  # refuses an unknown scan.fitter
     result: dict[str, Any] = {
         "experiment": fs.experiment.name,
         "predictor": fs.model.predictor.info(),
@@ -112,6 +114,10 @@ def compute(
         result["wall_s"] = time.perf_counter() - t0
         return result, fs, None
     data = o.counts if o.counts.ndim == 1 else o.counts[0]
+    if cfg.scan.profiles or cfg.scan.contours:
+        from .scans import check_scans
+
+        check_scans(cfg.scan, fs.model.free, str(cfg.statistic))  # before any fit runs
     main = fit_or_raise(fs.model, data, cfg, f"{fs.ordering} ordering fit")
     result["fit"] = main.to_dict(str(cfg.statistic))
     result["best_fit"] = {n: main.value(n) for n in main.free}
@@ -132,7 +138,7 @@ def compute(
     if cfg.scan.profiles or cfg.scan.contours:
         from .scans import scans
 
-        result["scans"] = scans(main, cfg.scan)
+        result["scans"] = scans(main, data, cfg)
     result["expected"] = fs.model.expected(main.values).tolist()
     result["counts"] = data.tolist()
     result["wall_s"] = time.perf_counter() - t0
