@@ -9,7 +9,7 @@ otherwise constrained parameters would show pulls narrower than 1 by constructio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -102,8 +102,11 @@ def fit_ensemble(
     *,
     start: NDArray[np.float64] | None = None,
     centres: NDArray[np.float64] | None = None,
+    hessian: Literal["exact", "fisher"] = "exact",
 ) -> ToyFits:
-    """All toys of ``counts`` with ``fitter`` ("batched" or "iminuit"), same inputs either way."""
+    """All toys of ``counts`` with ``fitter`` ("batched" or "iminuit"), same inputs either way.
+    ``hessian="fisher"``: the batched fitter's errors from the Fisher information, skipping the
+    exact Hessian's extra model calls (most of a toy fit's cost when only the minima matter)."""
     if fitter == "batched":
         return fit_toys(
             model,
@@ -113,13 +116,17 @@ def fit_ensemble(
             centres=centres,
             tolerance=float(options["tolerance"]),
             max_calls=options.get("ncall"),
+            hessian=hessian,
         )
     return iminuit_toys(model, counts, statistic, options, start=start, centres=centres)
 
 
-def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
+def ensemble(
+    fs: Any, toys: NDArray[np.float64], hessian: Literal["exact", "fisher"] = "exact"
+) -> dict[str, Any]:
     """Fit every toy (``fitter``: batched by default, or iminuit one at a time); non-valid fits
-    are counted, listed (``failed_toys``) and left out of the pulls and Δχ²."""
+    are counted, listed (``failed_toys``) and left out of the pulls and Δχ². ``hessian``: see
+    ``fit_ensemble`` (the pulls' errors then come from the Fisher information)."""
     from .setup import fit_options, ordering_models, truth_vector
 
     cfg = fs.cfg
@@ -136,7 +143,9 @@ def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
         for m in [base, *(mo_base or {}).values()]:
             check_statistic(m, statistic)
     per_toy = centres if fluctuate else None
-    fits = fit_ensemble(base, toys, statistic, options, fitter, start=truth, centres=per_toy)
+    fits = fit_ensemble(
+        base, toys, statistic, options, fitter, start=truth, centres=per_toy, hessian=hessian
+    )
     ok = fits.valid
     free = base.free
     cols = [base.index[n] for n in free]
@@ -157,6 +166,7 @@ def ensemble(fs: Any, toys: NDArray[np.float64]) -> dict[str, Any]:
                 options,
                 fitter,
                 centres=per_toy[ok] if per_toy is not None else None,
+                hessian=hessian,
             )
             nfcn += other.nfcn
             wall += other.wall_s
