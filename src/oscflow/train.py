@@ -113,12 +113,18 @@ def dataset(cfg: DictConfig) -> Path:
 
 
 def datamodule(cfg: DictConfig, data_path: Path) -> SpectraDataModule:
-    """The Lightning DataModule over the dataset's memory-mapped splits (``data.loader``)."""
+    """The Lightning DataModule over the dataset's splits (``data.loader``; ``in_memory``
+    absent or null: small splits in memory, large ones memory-mapped)."""
     from .surrogate.datamodule import SpectraDataModule
 
     loader = cfg.data.loader
     return SpectraDataModule(
-        data_path, loader.batch_size, loader.eval_batch_size, loader.num_workers, int(cfg.seed)
+        data_path,
+        loader.batch_size,
+        loader.eval_batch_size,
+        loader.num_workers,
+        int(cfg.seed),
+        in_memory=loader.get("in_memory"),
     )
 
 
