@@ -252,3 +252,43 @@ def test_small_batches_run_on_one_torch_thread_and_restore_the_count() -> None:
     assert torch.get_num_threads() == n
     with threads_for(SMALL_BATCH + 1):
         assert torch.get_num_threads() == n
+
+
+def test_poisson_loss_weights_make_the_loss_the_statistical_chi2_of_the_error() -> None:
+    """With ``loss_weights="poisson"`` the training loss of a prediction that is off by δ
+    counts is proportional to Σ_b δ_b²/μ_b (μ: the training mean), whatever δ; ``uniform`` is
+    the plain MSE in the scaled space; a floor raises the weights of barely-weighted bins."""
+    from oscflow.surrogate.lightning_module import SurrogateModule
+
+    spectra = _fake_spectra(500, 400)
+    surrogate = SpectrumSurrogate(_spec("seed_mlp"), train_spectra=spectra)
+    weighted = SurrogateModule(surrogate, {"name": "adamw"}, loss_weights="poisson")
+    plain = SurrogateModule(surrogate, {"name": "adamw"})
+    params = torch.as_tensor(np.array([[0.3, 0.02, 7.5e-5, 2.45e-3]] * 3, dtype=np.float32))
+    with torch.no_grad():
+        predicted = surrogate(params).double()
+    mu = spectra.astype(np.float64).mean(0)
+    rng = np.random.default_rng(1)
+    ratios = []
+    for scale in (rng.random(400), np.linspace(2, 0, 400) ** 3):
+        delta = torch.as_tensor(scale * np.sqrt(mu))
+        truth = (predicted - delta).float()
+        with torch.no_grad():
+            loss = float(weighted._loss((params, truth)))
+            mse = float(
+                torch.nn.functional.mse_loss(
+                    surrogate.scaled(params), surrogate.output_scaler(truth)
+                )
+            )
+            assert float(plain._loss((params, truth))) == pytest.approx(mse)
+        chi2 = float(((delta**2) / torch.as_tensor(mu)).sum(dim=-1).mean())
+        ratios.append(loss / chi2)
+    assert ratios[0] == pytest.approx(ratios[1], rel=1e-3)
+    floored = SurrogateModule(surrogate, {"name": "adamw"}, "poisson", loss_floor=0.2)
+    assert weighted.loss_weight is not None
+    assert floored.loss_weight is not None
+    raised = weighted.loss_weight.clamp(min=0.2)
+    assert torch.allclose(floored.loss_weight, raised / raised.mean())
+    assert float(weighted.loss_weight.min()) < 0.2 < float(weighted.loss_weight.max())
+    with pytest.raises(ValueError, match="unknown loss weights 'l1'"):
+        SurrogateModule(surrogate, {"name": "adamw"}, loss_weights="l1")
