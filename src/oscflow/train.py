@@ -166,13 +166,7 @@ def model(cfg: DictConfig, dm: SpectraDataModule) -> SurrogateModule:
     )
     _params, train_spectra = dm.split("train")
     surrogate = SpectrumSurrogate(spec, train_spectra=train_spectra)
-    loss = cfg.get("loss") or {}
-    module = SurrogateModule(
-        surrogate,
-        to_container(cfg.optim),
-        loss_weights=str(loss.get("weights", "uniform")),
-        loss_floor=float(loss.get("floor", 0.0)),
-    )
+    module = SurrogateModule(surrogate, to_container(cfg.optim))
     module.spec_dict = {
         "inputs": list(spec.inputs),
         "bin_edges": list(spec.bin_edges),

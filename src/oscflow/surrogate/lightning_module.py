@@ -1,5 +1,4 @@
-"""LightningModule: MSE between network output and scaled truth spectra (seed 001's loss),
-optionally weighted per bin by the statistical weight of its counts (``loss_weights``)."""
+"""LightningModule: MSE between network output and scaled truth spectra (seed 001's loss)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from .model import SpectrumSurrogate
 
 CHECKPOINT_KEY = "oscflow"  # SurrogateModule's own record in a Lightning checkpoint
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-LOSS_WEIGHTS = ("uniform", "poisson")
 
 
 class NonFiniteLossError(OscflowError, FloatingPointError):
@@ -38,57 +36,18 @@ class ResumableOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
         self.total_steps, self._schedule_phases = total, phases
 
 
-def poisson_weights(surrogate: SpectrumSurrogate, floor: float = 0.0) -> torch.Tensor:
-    """Per-bin weights of the squared error in the output scaler's space that make the loss
-    the statistical χ² of the error at the training mean, Σ_b δ_b²/μ_b (δ in counts): a
-    unit of scaled error is d_b counts, so w_b ∝ d_b²/μ_b. That χ² bounds the fit bias the
-    error causes (|Δθ_i|/σ_i ≤ √(δᵀWδ), W = diag(1/μ); ``oscflow.stats.bias``), so training on
-    it spends the network's accuracy where fits look. Normalised to mean 1, raised to at
-    least ``floor`` (bins the fit barely weighs keep some share: their relative accuracy is
-    gated too) and normalised again; bins without counts get ``floor``."""
-    scaler = surrogate.output_scaler
-    with torch.no_grad():
-        zero = torch.zeros(1, surrogate.spec.n_out)
-        mu = scaler.inverse(zero)[0].double()
-        d = (scaler.inverse(zero + 1)[0].double() - mu).abs()
-        w = torch.where(mu > 0, d**2 / mu.clamp(min=1e-30), torch.zeros_like(mu))
-        w = w / w[mu > 0].mean()
-        w = w.clamp(min=float(floor))
-        return (w / w.mean()).float()
-
-
 class SurrogateModule(L.LightningModule):
-    loss_weight: torch.Tensor | None
-
-    def __init__(
-        self,
-        surrogate: SpectrumSurrogate,
-        optim: Mapping[str, Any],
-        loss_weights: str = "uniform",
-        loss_floor: float = 0.0,
-    ) -> None:
-        """``loss_weights``: ``uniform`` (plain MSE in the scaled space, every bin alike) or
-        ``poisson`` (``poisson_weights`` with ``loss_floor``)."""
+    def __init__(self, surrogate: SpectrumSurrogate, optim: Mapping[str, Any]) -> None:
         super().__init__()
-        if loss_weights not in LOSS_WEIGHTS:
-            msg = f"unknown loss weights {loss_weights!r}; choose one of {LOSS_WEIGHTS}"
-            raise ValueError(msg)
         self.surrogate = surrogate
         self.optim_cfg = dict(optim)
         self.loss_fn = nn.MSELoss()
-        weight = poisson_weights(surrogate, loss_floor) if loss_weights == "poisson" else None
-        # not persistent: derived from the scaler, and checkpoints stay loadable either way
-        self.register_buffer("loss_weight", weight, persistent=False)
         self.mlflow_run_id: str | None = None
         self.spec_dict: dict[str, Any] = {}
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         params, spectra = batch
-        pred = self.surrogate.scaled(params)
-        target = self.surrogate.output_scaler(spectra)
-        if self.loss_weight is None:
-            return self.loss_fn(pred, target)
-        return torch.mean(self.loss_weight * (pred - target) ** 2)
+        return self.loss_fn(self.surrogate.scaled(params), self.surrogate.output_scaler(spectra))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
