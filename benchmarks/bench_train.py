@@ -1,33 +1,35 @@
 """Training throughput of ``oscflow train`` on the demo dataset: the old default against the new
 one, measured in the same run (figures only, no pass/fail).
 
-What it measures: the wall time per epoch of the real Lightning ``Trainer`` of a training job
-(``surrogate.trainer.make_trainer``: checkpoints, early stopping, the configured validation
-interval; no MLflow logger, no progress bar), on the demo dataset (``data=demo``: 20,000
-training spectra, 400 bins), for these variants —
+What it measures: the wall time and this process's CPU time per epoch of the real Lightning
+``Trainer`` of a training job (``surrogate.trainer.make_trainer``: checkpoints, early stopping,
+validation; no MLflow logger, no progress bar), on the demo dataset (``data=demo``: 20,000
+training spectra, 400 bins, batch 256), for these variants —
 
-* ``before``: the old default, batch 256 read through a DataLoader from the memory-mapped
-  splits (``data.loader.in_memory=false``), validation and checkpoints every epoch;
-* ``in-memory 256``: the same batches from in-memory tensors (``TensorBatches``): what the
-  data path alone gains;
-* ``in-memory 1024``: batch 1,024, validation every epoch: what the batch size gains;
-* ``after``: ``oscflow train``'s default as composed from ``conf/`` now (batch, validation
-  interval and everything else as configured).
+* ``before``: the old default: batches read through a DataLoader from the memory-mapped splits
+  (``data.loader.in_memory=false``), float32 training steps (``trainer.precision=32-true``);
+* ``in-memory``: the same batches from in-memory tensors (``TensorBatches``), float32: what
+  the data path alone gains;
+* ``in-memory bf16``: and bf16 autocast (``trainer.precision=bf16-mixed``);
+* ``after``: ``oscflow train``'s default as composed from ``conf/`` now (``precision: auto``:
+  bf16 where the CPU has bf16 units, else float32).
 
-Each variant trains ``--epochs`` epochs (default 4; rounded up to whole validation
-intervals) from a fresh model; the first epoch is a warm-up, the rest are timed (from the start
-of the second epoch to the end of the last, validation and checkpoints included) and give
-training spectra per second. The variants are run round-robin ``--repeats`` times (default 3)
-so that a slow phase of the shared machine hits all of them, and the median is reported with
-the min–max range, and the ratio of each median to ``before``'s: the RATIOS are the figures
-(absolute rates move with the machine and its load). Also printed: the epochs the default
-trains (``trainer.max_epochs``) and the projected wall time of its fit, epochs ÷ rate.
+Each variant trains ``--epochs`` epochs (default 4) from a fresh model; the first epoch is a
+warm-up, the rest are timed (from the start of the second epoch to the end of the last,
+validation and checkpoints included) and give training spectra per second (wall) and per CPU
+second of this process. The variants are run round-robin ``--repeats`` times (default 3) so
+that a slow phase of the shared machine hits all of them; medians are reported with the
+min–max of the wall rate, and each median's ratio to ``before``'s: the RATIOS are the figures
+(absolute rates move with the machine and its load; on a loaded machine the CPU-time rate is
+the steadier one, though with 2 threads it includes the threads' spinning). Also printed:
+the projected wall time of the default's fit (``trainer.max_epochs`` ÷ rate) against 300
+epochs of ``before``.
 
-Run from the repository root after building the demo dataset (``dvc repro`` or ``oscflow
+Run from the repository root after building the demo dataset (``dvc repro``, or ``oscflow
 simulate data=demo && oscflow spectra data=demo``)::
 
-    .venv/bin/python benchmarks/bench_train.py                # ~2 min on 2 cores
-    .venv/bin/python benchmarks/bench_train.py --repeats 1    # quicker, noisier
+    .venv/bin/python benchmarks/bench_train.py                      # ~2 min on 2 idle cores
+    .venv/bin/python benchmarks/bench_train.py --torch-threads 1    # one intra-op thread
 
 The last line printed is a single JSON object with every figure.
 """
@@ -54,16 +56,19 @@ VARIANTS: dict[str, list[str]] = {
     "before": [
         "data.loader.batch_size=256",
         "++data.loader.in_memory=false",
+        "trainer.precision=32-true",
         "++trainer.check_val_every_n_epoch=1",
     ],
-    "in-memory 256": [
+    "in-memory": [
         "data.loader.batch_size=256",
         "++data.loader.in_memory=true",
+        "trainer.precision=32-true",
         "++trainer.check_val_every_n_epoch=1",
     ],
-    "in-memory 1024": [
-        "data.loader.batch_size=1024",
+    "in-memory bf16": [
+        "data.loader.batch_size=256",
         "++data.loader.in_memory=true",
+        "trainer.precision=bf16-mixed",
         "++trainer.check_val_every_n_epoch=1",
     ],
     "after": [],
