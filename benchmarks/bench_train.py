@@ -7,12 +7,14 @@ validation; no MLflow logger, no progress bar), on the demo dataset (``data=demo
 training spectra, 400 bins, batch 256), for these variants —
 
 * ``before``: the old default: batches read through a DataLoader from the memory-mapped splits
-  (``data.loader.in_memory=false``), float32 training steps (``trainer.precision=32-true``);
+  (``data.loader.in_memory=false``), AdamW's per-parameter step (``optim.fused=false``);
 * ``in-memory``: the same batches from in-memory tensors (``TensorBatches``), float32: what
   the data path alone gains;
-* ``in-memory bf16``: and bf16 autocast (``trainer.precision=bf16-mixed``);
-* ``after``: ``oscflow train``'s default as composed from ``conf/`` now (``precision: auto``:
-  bf16 where the CPU has bf16 units, else float32).
+* ``in-memory fused``: and AdamW's fused step (``optim.fused=true``: one kernel for all
+  parameters instead of a loop of element-wise ops per parameter);
+* ``in-memory bf16``: and bf16 autocast (``trainer.precision=bf16-mixed``; measured, not the
+  default: see the README's "Surrogates");
+* ``after``: ``oscflow train``'s default as composed from ``conf/`` now.
 
 Each variant trains ``--epochs`` epochs (default 4) from a fresh model; the first epoch is a
 warm-up, the rest are timed (from the start of the second epoch to the end of the last,
@@ -58,18 +60,28 @@ VARIANTS: dict[str, list[str]] = {
         "++data.loader.in_memory=false",
         "trainer.precision=32-true",
         "++trainer.check_val_every_n_epoch=1",
+        "++optim.fused=false",
     ],
     "in-memory": [
         "data.loader.batch_size=256",
         "++data.loader.in_memory=true",
         "trainer.precision=32-true",
         "++trainer.check_val_every_n_epoch=1",
+        "++optim.fused=false",
+    ],
+    "in-memory fused": [
+        "data.loader.batch_size=256",
+        "++data.loader.in_memory=true",
+        "trainer.precision=32-true",
+        "++trainer.check_val_every_n_epoch=1",
+        "++optim.fused=true",
     ],
     "in-memory bf16": [
         "data.loader.batch_size=256",
         "++data.loader.in_memory=true",
         "trainer.precision=bf16-mixed",
         "++trainer.check_val_every_n_epoch=1",
+        "++optim.fused=true",
     ],
     "after": [],
 }
