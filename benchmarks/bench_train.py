@@ -2,19 +2,19 @@
 one, measured in the same run (figures only, no pass/fail).
 
 What it measures: the wall time and this process's CPU time per epoch of the real Lightning
-``Trainer`` of a training job (``surrogate.trainer.make_trainer``: checkpoints, early stopping,
-validation; no MLflow logger, no progress bar), on the demo dataset (``data=demo``: 20,000
-training spectra, 400 bins, batch 256), for these variants —
+``Trainer`` of a training job (``surrogate.trainer.make_trainer``: checkpoints, validation; no
+MLflow logger, no progress bar; the fit inside ``threads``' ``intra_op_threads`` as ``oscflow
+train`` runs it), on the demo dataset (``data=demo``: 20,000 training spectra, 400 bins,
+batch 256), for these variants —
 
 * ``before``: the old default: batches read through a DataLoader from the memory-mapped splits
-  (``data.loader.in_memory=false``), AdamW's per-parameter step (``optim.fused=false``);
-* ``in-memory``: the same batches from in-memory tensors (``TensorBatches``), float32: what
-  the data path alone gains;
+  (``data.loader.in_memory=false``), AdamW's per-parameter step (``optim.fused=false``), torch's
+  default threads (``threads=0``: one per core);
+* ``in-memory``: the same batches from in-memory tensors (``TensorBatches``);
 * ``in-memory fused``: and AdamW's fused step (``optim.fused=true``: one kernel for all
   parameters instead of a loop of element-wise ops per parameter);
-* ``in-memory bf16``: and bf16 autocast (``trainer.precision=bf16-mixed``; measured, not the
-  default: see the README's "Surrogates");
-* ``after``: ``oscflow train``'s default as composed from ``conf/`` now.
+* ``after, 2 threads``: the new default but torch's default threads;
+* ``after``: ``oscflow train``'s default as composed from ``conf/`` now (one thread).
 
 Each variant trains ``--epochs`` epochs (default 4) from a fresh model; the first epoch is a
 warm-up, the rest are timed (from the start of the second epoch to the end of the last,
@@ -22,16 +22,15 @@ validation and checkpoints included) and give training spectra per second (wall)
 second of this process. The variants are run round-robin ``--repeats`` times (default 3) so
 that a slow phase of the shared machine hits all of them; medians are reported with the
 min–max of the wall rate, and each median's ratio to ``before``'s: the RATIOS are the figures
-(absolute rates move with the machine and its load; on a loaded machine the CPU-time rate is
-the steadier one, though with 2 threads it includes the threads' spinning). Also printed:
-the projected wall time of the default's fit (``trainer.max_epochs`` ÷ rate) against 300
-epochs of ``before``.
+(absolute rates move with the machine and its load; two threads suffer most from other
+processes, whose CPU share is printed). Also printed: the projected wall time of the default's
+fit (``trainer.max_epochs`` ÷ rate) against 300 epochs of ``before``.
 
 Run from the repository root after building the demo dataset (``dvc repro``, or ``oscflow
 simulate data=demo && oscflow spectra data=demo``)::
 
-    .venv/bin/python benchmarks/bench_train.py                      # ~2 min on 2 idle cores
-    .venv/bin/python benchmarks/bench_train.py --torch-threads 1    # one intra-op thread
+    .venv/bin/python benchmarks/bench_train.py                # a few minutes on 2 cores
+    .venv/bin/python benchmarks/bench_train.py --repeats 1    # quicker, noisier
 
 The last line printed is a single JSON object with every figure.
 """
@@ -53,36 +52,14 @@ import torch
 from _timing import cpu_snapshot, environment, others_cpu, warn_if_loaded
 from oscflow import config, train
 from oscflow.surrogate import trainer as trainers
+from oscflow.surrogate.threads import intra_op_threads
 
+OLD = ["data.loader.batch_size=256", "trainer.precision=32-true", "threads=0"]
 VARIANTS: dict[str, list[str]] = {
-    "before": [
-        "data.loader.batch_size=256",
-        "++data.loader.in_memory=false",
-        "trainer.precision=32-true",
-        "++trainer.check_val_every_n_epoch=1",
-        "++optim.fused=false",
-    ],
-    "in-memory": [
-        "data.loader.batch_size=256",
-        "++data.loader.in_memory=true",
-        "trainer.precision=32-true",
-        "++trainer.check_val_every_n_epoch=1",
-        "++optim.fused=false",
-    ],
-    "in-memory fused": [
-        "data.loader.batch_size=256",
-        "++data.loader.in_memory=true",
-        "trainer.precision=32-true",
-        "++trainer.check_val_every_n_epoch=1",
-        "++optim.fused=true",
-    ],
-    "in-memory bf16": [
-        "data.loader.batch_size=256",
-        "++data.loader.in_memory=true",
-        "trainer.precision=bf16-mixed",
-        "++trainer.check_val_every_n_epoch=1",
-        "++optim.fused=true",
-    ],
+    "before": [*OLD, "data.loader.in_memory=false", "optim.fused=false"],
+    "in-memory": [*OLD, "data.loader.in_memory=true", "optim.fused=false"],
+    "in-memory fused": [*OLD, "data.loader.in_memory=true", "optim.fused=true"],
+    "after, 2 threads": ["threads=0"],
     "after": [],
 }
 
@@ -117,7 +94,7 @@ def epoch_rate(overrides: Sequence[str], epochs: int) -> tuple[float, float, int
     dm = train.datamodule(cfg, train.dataset(cfg))
     module = train.model(cfg, dm)
     clock = EpochClock()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, intra_op_threads(train.training_threads(cfg)):
         trainer = trainers.make_trainer(cfg, dm, Path(tmp), extra_callbacks=[clock])
         trainers.fit(trainer, module, dm)
     n_train = int(dm.split("train")[0].shape[0])
@@ -131,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--torch-threads", type=int, default=None)
     args = parser.parse_args(argv)
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
     env = environment()
     default = compose([])
     every = int(default.trainer.get("check_val_every_n_epoch", 1))
@@ -142,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     epochs = ((epochs - 1 + every - 1) // every) * every + 1  # warm-up + whole intervals
     print(
         f"bench_train: data=demo, {epochs} epochs per measurement (first untimed), "
-        f"{args.repeats} repeats round-robin, torch threads {torch.get_num_threads()}, "
+        f"{args.repeats} repeats round-robin, {torch.get_num_threads()} torch threads by default, "
         f"revision {env['revision']}"
     )
     warn_if_loaded(env, " (compare the ratios, not the rates)")
@@ -184,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dumps(
             {
                 "environment": env,
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads_default": torch.get_num_threads(),
                 "epochs_per_measurement": epochs,
                 "spectra_per_s": wall,
                 "spectra_per_cpu_s": cpu,
