@@ -252,3 +252,23 @@ def test_small_batches_run_on_one_torch_thread_and_restore_the_count() -> None:
     assert torch.get_num_threads() == n
     with threads_for(SMALL_BATCH + 1):
         assert torch.get_num_threads() == n
+
+
+def test_training_runs_on_the_configured_intra_op_threads_and_restores_them() -> None:
+    """``threads`` (default 1) holds inside the fit only; 0 keeps torch's default; a
+    negative count is refused with its fix."""
+    from oscflow import config, train
+    from oscflow.errors import ConfigError
+    from oscflow.surrogate.threads import intra_op_threads
+
+    before = torch.get_num_threads()
+    assert train.training_threads(config.load("train", [])) == 1
+    assert train.training_threads(config.load("train", ["threads=0"])) is None
+    with pytest.raises(ConfigError, match="threads"):
+        train.training_threads(config.load("train", ["threads=-2"]))
+    target = 2 if before == 1 else 1
+    with intra_op_threads(target):
+        assert torch.get_num_threads() == target
+    assert torch.get_num_threads() == before
+    with intra_op_threads(None):
+        assert torch.get_num_threads() == before
