@@ -121,6 +121,64 @@ def test_batch_sampler_is_seeded_and_shards_by_rank() -> None:
     assert len(seen) == len(set(seen)) == 96
 
 
+def _tiny_dataset(directory: Path, sizes: dict[str, int], n_bins: int = 7) -> Path:
+    """A spectra dataset directory as the ``spectra`` stage writes it (meta.json + .npy)."""
+    from oscflow.data.io import write_json
+    from oscflow.data.spectra import FORMAT
+
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for split, n in sizes.items():
+        np.save(directory / f"{split}_params.npy", rng.random((n, 4), dtype=np.float32))
+        np.save(directory / f"{split}_spectra.npy", rng.random((n, n_bins), dtype=np.float32))
+    write_json(
+        directory / "meta.json",
+        {
+            "format": FORMAT,
+            "inputs": ["a", "b", "c", "d"],
+            "energy": "prompt",
+            "bin_edges": list(np.linspace(0.8, 8.8, n_bins + 1)),
+        },
+    )
+    return directory
+
+
+def test_in_memory_batches_are_the_memory_mapped_ones(tmp_path: Path) -> None:
+    """Small splits are held as tensors by default and give, epoch after epoch, exactly the
+    batches that the memory-mapped DataLoader path reads (same seeded order); large ones, or
+    ``in_memory=False``, keep the DataLoader."""
+    from torch.utils.data import DataLoader
+
+    from oscflow.surrogate import datamodule as dmod
+
+    data = _tiny_dataset(tmp_path / "d", {"train": 103, "val": 20, "test": 20})
+    mapped = dmod.SpectraDataModule(data, batch_size=16, seed=4, in_memory=False)
+    held = dmod.SpectraDataModule(data, batch_size=16, seed=4)
+    assert isinstance(mapped.train_dataloader(), DataLoader)
+    fast, slow = held.train_dataloader(), mapped.train_dataloader()
+    assert isinstance(fast, dmod.TensorBatches)
+    assert len(fast) == len(slow) == 7
+    for _epoch in range(2):
+        pairs = list(zip(fast, slow, strict=True))
+        for (p1, s1), (p2, s2) in pairs:
+            assert p1.dtype == s1.dtype == torch.float32
+            assert torch.equal(p1, p2)
+            assert torch.equal(s1, s2)
+    loader = held.train_dataloader()
+    first, second = list(loader), list(loader)
+    assert not torch.equal(first[0][0], second[0][0])  # a new permutation per epoch
+    val = held.val_dataloader()
+    assert isinstance(val, dmod.TensorBatches)
+    ((params, _spectra),) = list(val)
+    assert torch.equal(params, torch.from_numpy(np.load(data / "val_params.npy")))
+    small = dmod.IN_MEMORY_BYTES
+    try:
+        dmod.IN_MEMORY_BYTES = 100  # a split larger than this stays memory-mapped
+        assert isinstance(held.train_dataloader(), DataLoader)
+    finally:
+        dmod.IN_MEMORY_BYTES = small
+
+
 @pytest.mark.parametrize("activation", ["relu", "silu"])
 def test_float64_path_equals_the_float32_module_and_returns_fresh_arrays(activation) -> None:
     """Fits evaluate the same folded network in double precision (FastSurrogate.float64);
@@ -194,3 +252,23 @@ def test_small_batches_run_on_one_torch_thread_and_restore_the_count() -> None:
     assert torch.get_num_threads() == n
     with threads_for(SMALL_BATCH + 1):
         assert torch.get_num_threads() == n
+
+
+def test_training_runs_on_the_configured_intra_op_threads_and_restores_them() -> None:
+    """``threads`` (default 1) holds inside the fit only; 0 keeps torch's default; a
+    negative count is refused with its fix."""
+    from oscflow import config, train
+    from oscflow.errors import ConfigError
+    from oscflow.surrogate.threads import intra_op_threads
+
+    before = torch.get_num_threads()
+    assert train.training_threads(config.load("train", [])) == 1
+    assert train.training_threads(config.load("train", ["threads=0"])) is None
+    with pytest.raises(ConfigError, match="threads"):
+        train.training_threads(config.load("train", ["threads=-2"]))
+    target = 2 if before == 1 else 1
+    with intra_op_threads(target):
+        assert torch.get_num_threads() == target
+    assert torch.get_num_threads() == before
+    with intra_op_threads(None):
+        assert torch.get_num_threads() == before

@@ -113,12 +113,18 @@ def dataset(cfg: DictConfig) -> Path:
 
 
 def datamodule(cfg: DictConfig, data_path: Path) -> SpectraDataModule:
-    """The Lightning DataModule over the dataset's memory-mapped splits (``data.loader``)."""
+    """The Lightning DataModule over the dataset's splits (``data.loader``; ``in_memory``
+    absent or null: small splits in memory, large ones memory-mapped)."""
     from .surrogate.datamodule import SpectraDataModule
 
     loader = cfg.data.loader
     return SpectraDataModule(
-        data_path, loader.batch_size, loader.eval_batch_size, loader.num_workers, int(cfg.seed)
+        data_path,
+        loader.batch_size,
+        loader.eval_batch_size,
+        loader.num_workers,
+        int(cfg.seed),
+        in_memory=loader.get("in_memory"),
     )
 
 
@@ -197,10 +203,12 @@ def train_as_ddp_worker(
 ) -> dict[str, Any]:
     """A worker's share of the fit (no logger: rank 0 records everything)."""
     from .surrogate import trainer as trainers
+    from .surrogate.threads import intra_op_threads
 
     module.mlflow_run_id = os.environ[DDP_RUN_ENV]
     trainer = trainers.make_trainer(cfg, dm, Path(os.environ[DDP_DIR_ENV]))
-    trainers.fit(trainer, module, dm, ckpt_path)
+    with intra_op_threads(training_threads(cfg)):
+        trainers.fit(trainer, module, dm, ckpt_path)
     return {"run_id": module.mlflow_run_id, "rank": int(os.environ["LOCAL_RANK"])}
 
 
@@ -216,6 +224,7 @@ def fit(
     sweep trial's pruning callback); returns the trainer and the wall time of the fit. The
     run and output directory are passed to data-parallel workers in the environment."""
     from .surrogate import trainer as trainers
+    from .surrogate.threads import intra_op_threads
 
     trainer = trainers.make_trainer(
         cfg, dm, output_dir, mlrun.lightning_logger(), pruning_callbacks(cfg)
@@ -224,11 +233,21 @@ def fit(
     t0 = time.perf_counter()
     os.environ[DDP_RUN_ENV], os.environ[DDP_DIR_ENV] = mlrun.run_id, str(output_dir.resolve())
     try:
-        trainers.fit(trainer, module, dm, ckpt_path)
+        with intra_op_threads(training_threads(cfg)):
+            trainers.fit(trainer, module, dm, ckpt_path)
     finally:
         os.environ.pop(DDP_RUN_ENV, None)
         os.environ.pop(DDP_DIR_ENV, None)
     return trainer, time.perf_counter() - t0
+
+
+def training_threads(cfg: DictConfig) -> int | None:
+    """torch intra-op threads for the fit (``threads``; 0 or absent: torch's default, one per
+    core). Evaluation and the speed metrics run with the default."""
+    threads = int(cfg.get("threads") or 0)
+    if threads < 0:
+        raise ConfigError("threads", f"{threads} threads", "give 1 or more, or 0 for one per core")
+    return threads or None
 
 
 def pruning_callbacks(cfg: DictConfig) -> list[Any]:

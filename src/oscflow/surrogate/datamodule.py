@@ -1,8 +1,13 @@
-"""Lightning DataModule over the memory-mapped spectra datasets of the ``spectra`` DVC stage.
+"""Lightning DataModule over the spectra datasets of the ``spectra`` DVC stage.
 
-Batches are read from the ``.npy`` memmaps by index arrays (one fancy-index read per batch), so
-the full-scale data (GBs) is never copied into RAM. Shuffling uses a seeded generator per
-epoch: the same seed gives the same batches.
+A split that fits in memory (``in_memory``; by default those of at most ``IN_MEMORY_BYTES``,
+e.g. the demo dataset's 32 MB) is read once into tensors and each batch is one
+``index_select`` of them (``TensorBatches``): no DataLoader, no per-batch memmap read or
+conversion, which on 2 cores is a measurable share of a small network's step
+(benchmarks/bench_train.py). Larger splits (the full dataset, GBs) stay memory-mapped and
+batches are read by index arrays (one fancy-index read per batch through a DataLoader), so
+they are never copied into RAM. Both paths draw the same batches: shuffling uses a seeded
+generator per epoch, the same seed gives the same batches.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..data.io import load_array, read_meta
 from ..data.spectra import FORMAT, SPLITS
 from ..errors import InputError
+
+# Splits up to this size (params + spectra) are held in memory by default.
+IN_MEMORY_BYTES = 1 << 30
 
 
 class DatasetMismatchError(InputError, ValueError):
@@ -83,6 +91,24 @@ class _BatchSampler(Sampler[np.ndarray]):
         return n // self.world if self.world > 1 else n
 
 
+class TensorBatches:
+    """The batches of an in-memory split: for each index array of ``order`` (sorted, as the
+    memory-mapped path reads them) one ``index_select`` of ``params`` and ``spectra``. An
+    iterable with a length, which Lightning takes in place of a DataLoader (the attribute is
+    not called ``sampler``: Lightning would inspect it as a DataLoader's)."""
+
+    def __init__(self, params: torch.Tensor, spectra: torch.Tensor, order: _BatchSampler) -> None:
+        self.params, self.spectra, self.order = params, spectra, order
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in self.order:
+            idx = torch.from_numpy(np.sort(index))
+            yield self.params.index_select(0, idx), self.spectra.index_select(0, idx)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 class SpectraDataModule(L.LightningDataModule):
     """train/val/test splits of one spectra dataset directory."""
 
@@ -93,7 +119,11 @@ class SpectraDataModule(L.LightningDataModule):
         eval_batch_size: int = 4096,
         num_workers: int = 0,
         seed: int = 0,
+        in_memory: bool | None = None,
     ) -> None:
+        """``in_memory``: hold each split in tensors (True), read batches from the memmaps
+        (False), or None: in memory when the split is at most ``IN_MEMORY_BYTES``.
+        ``num_workers`` applies to the memory-mapped path only."""
         super().__init__()
         self.directory = Path(directory)
         self.meta: dict[str, Any] = read_meta(self.directory)
@@ -104,6 +134,8 @@ class SpectraDataModule(L.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        self.in_memory = in_memory
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def check_matches(self, expected: Mapping[str, Any]) -> None:
         """Refuse a dataset whose inputs, binning or energy variable differ from ``expected``."""
@@ -140,25 +172,45 @@ class SpectraDataModule(L.LightningDataModule):
             self.directory, f"{name}_spectra"
         )
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        data = _BatchDataset(self.directory, split)
+    def holds_in_memory(self, split: str) -> bool:
+        """Whether ``split``'s batches come from in-memory tensors (see ``in_memory``)."""
+        if self.in_memory is not None:
+            return bool(self.in_memory)
+        params, spectra = self.split(split)
+        return params.nbytes + spectra.nbytes <= IN_MEMORY_BYTES
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(params, spectra) of ``split`` as float32 tensors, read once."""
+        if split not in self._tensors:
+            params, spectra = self.split(split)
+            self._tensors[split] = (
+                torch.from_numpy(np.array(params, dtype=np.float32)),
+                torch.from_numpy(np.array(spectra, dtype=np.float32)),
+            )
+        return self._tensors[split]
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader | TensorBatches:
+        size = int(load_array(self.directory, f"{split}_params").shape[0])
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         if not shuffle and world > 1:  # every rank needs at least one evaluation batch
-            batch_size = max(1, min(batch_size, len(data) // world))
+            batch_size = max(1, min(batch_size, size // world))
+        sampler = _BatchSampler(size, batch_size, shuffle, self.seed, rank, world)
+        if self.holds_in_memory(split):
+            return TensorBatches(*self.tensors(split), sampler)
         return DataLoader(
-            data,
+            _BatchDataset(self.directory, split),
             batch_size=None,
-            sampler=_BatchSampler(len(data), batch_size, shuffle, self.seed, rank, world),
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | TensorBatches:
         return self._loader("train", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | TensorBatches:
         return self._loader("val", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | TensorBatches:
         return self._loader("test", self.eval_batch_size, shuffle=False)

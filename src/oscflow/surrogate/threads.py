@@ -56,6 +56,24 @@ def float64_jacobian_evaluator(
 
 
 @contextlib.contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block (None: left as it is),
+    restored after. Training the default MLP (batch 256) on one thread was 30–38 k spectra/s
+    on this 2-core machine against 4–8 k on two while other processes ran (each step is
+    hundreds of small kernels, and two threads wait on each other at every one whenever
+    either is descheduled); benchmarks/bench_train.py."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def threads_for(batch: int) -> Iterator[None]:
     """One torch thread while evaluating a batch of at most ``SMALL_BATCH`` rows (the caller's
     thread count is restored after); larger batches keep every thread."""
