@@ -39,11 +39,14 @@ demo: $(STAMP)
 	$(BIN)/dvc push --quiet
 	$(BIN)/oscflow summary data=$(DATA)
 	$(BIN)/oscflow predict plot=outputs/demo/juno_prompt_spectrum.png
-	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) | tail -n 1 > outputs/demo/train.json
+	@echo "training both orderings side by side, one thread each (the inverted one logs to outputs/demo/train_inverted.log)"
+	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted callbacks.progress_bar=false > outputs/demo/train_inverted.log 2>&1 & io=$$!; \
+	  $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) | tail -n 1 > outputs/demo/train.json; no=$$?; \
+	  wait $$io; io=$$?; tail -n 1 outputs/demo/train_inverted.log > outputs/demo/train_inverted.json; \
+	  test $$no -eq 0 && test $$io -eq 0 || { tail -n 20 outputs/demo/train_inverted.log; exit 1; }
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train.json')); print('registered', r['registered_model'], 'v' + r['version'], r['metrics'])"
-	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/latest
-	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted | tail -n 1 > outputs/demo/train_inverted.json
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train_inverted.json')); print('registered (inverted ordering)', r['registered_model'], 'v' + r['version'], r['metrics'])"
+	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/$(VERSION_NO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_NO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_IO)
 	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $(VERSION_NO) --alias champion --pair $(VERSION_IO)
