@@ -28,6 +28,23 @@ def cnp_variance(data: ArrayLike, expected: ArrayLike) -> FloatArray:
     return 3.0 / (1.0 / n + 2.0 / mu)
 
 
+def checked_rows(
+    data: ArrayLike, expected: ArrayLike, k: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(data broadcast, data and expectation as (rows, k)) for a CNP covariance χ² of ``k``
+    bins; ValueError for a non-positive bin or another number of bins."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    n, mu = np.broadcast_arrays(n, mu)
+    if (n <= 0).any() or (mu <= 0).any():
+        msg = "the CNP covariance χ² needs positive data and expectation in every bin"
+        raise ValueError(msg)
+    if n.shape[-1] != k:
+        msg = f"{n.shape[-1]} bins but a {k}×{k} covariance"
+        raise ValueError(msg)
+    return n, n.reshape(-1, k), mu.reshape(-1, k)
+
+
 class CNPCovariance:
     """Per-bin terms of the CNP + systematic-covariance χ², broadcast over leading axes.
 
@@ -51,17 +68,7 @@ class CNPCovariance:
         return self._matrix
 
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
-        n = np.asarray(data, dtype=np.float64)
-        mu = np.asarray(expected, dtype=np.float64)
-        n, mu = np.broadcast_arrays(n, mu)
-        if (n <= 0).any() or (mu <= 0).any():
-            msg = "the CNP covariance χ² needs positive data and expectation in every bin"
-            raise ValueError(msg)
-        if n.shape[-1] != self.syst.shape[0]:
-            msg = f"{n.shape[-1]} bins but a {self.syst.shape[0]}×{self.syst.shape[0]} covariance"
-            raise ValueError(msg)
-        flat_n = n.reshape(-1, n.shape[-1])
-        flat_mu = mu.reshape(-1, mu.shape[-1])
+        n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
         out = np.empty_like(flat_n)
         for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
             v = self.syst.copy()

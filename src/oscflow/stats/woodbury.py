@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas, lapack
 
-from .covariance import cnp_variance
+from .covariance import checked_rows, cnp_variance
 
 FloatArray = NDArray[np.float64]
 DEFAULT_RTOL = 1e-9
@@ -151,17 +151,7 @@ class LowRankCNPCovariance:
         return np.asarray(x - (b @ z) * inv, dtype=np.float64)
 
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
-        n = np.asarray(data, dtype=np.float64)
-        mu = np.asarray(expected, dtype=np.float64)
-        n, mu = np.broadcast_arrays(n, mu)
-        if (n <= 0).any() or (mu <= 0).any():
-            msg = "the CNP covariance χ² needs positive data and expectation in every bin"
-            raise ValueError(msg)
-        if n.shape[-1] != self.syst.shape[0]:
-            msg = f"{n.shape[-1]} bins but a {self.syst.shape[0]}×{self.syst.shape[0]} covariance"
-            raise ValueError(msg)
-        flat_n = n.reshape(-1, n.shape[-1])
-        flat_mu = mu.reshape(-1, mu.shape[-1])
+        n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
         out = np.empty_like(flat_n)
         with one_blas_thread():
             for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
