@@ -149,20 +149,26 @@ def checkpoint(cfg: DictConfig, dm: SpectraDataModule) -> tuple[str | None, str 
     return ckpt_path, run_id
 
 
-def model(cfg: DictConfig, dm: SpectraDataModule) -> SurrogateModule:
+def model(
+    cfg: DictConfig, dm: SpectraDataModule, trained_with: dict[str, str] | None = None
+) -> SurrogateModule:
     """The LightningModule of architecture ``model.name`` with its options, output scaler
     fitted on the training split, and the settings the dataset was built with recorded in
-    its spec (what requests are checked against when the model is used)."""
-    from .registry.reactors import trained_settings
+    its spec (what requests are checked against when the model is used; ``trained_with``
+    given: those, e.g. {} for a model that is never registered)."""
     from .surrogate.lightning_module import SurrogateModule
     from .surrogate.model import SpectrumSurrogate, SurrogateSpec
 
+    if trained_with is None:
+        from .registry.reactors import trained_settings
+
+        trained_with = trained_settings(dm.meta, cfg.experiment)
     spec = SurrogateSpec.from_meta(
         dm.meta,
         str(cfg.model.name),
         model_options(cfg),
         str(cfg.model.output_transform),
-        trained_with=trained_settings(dm.meta, cfg.experiment),
+        trained_with=trained_with,
     )
     _params, train_spectra = dm.split("train")
     surrogate = SpectrumSurrogate(spec, train_spectra=train_spectra)
