@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -40,7 +41,7 @@ def main(overrides: list[str]) -> dict[str, object]:
         trainers.fit(trainer, module, dm, None)
         wall = time.perf_counter() - t0
     surrogate = module.surrogate.cpu().eval()
-    params, spectra = dm.split("test")
+    params, spectra = (np.array(a) for a in dm.split("test"))  # writable copies for torch
     metrics, _ = evaluate(float64_evaluator(FastSurrogate(surrogate)), params, spectra)
     return {
         "device": trainers.device_name(trainer),
