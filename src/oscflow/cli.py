@@ -255,7 +255,8 @@ def _summaries() -> dict[str, str]:
 
 
 def _groups(job: str) -> list[tuple[str, str, list[str]]]:
-    """(group, default choice, options) of the job's defaults list, from conf/<job>.yaml."""
+    """(group, default choice, options) of the job's defaults list, from conf/<job>.yaml,
+    with those of a job config it composes (``nmo.yaml``: ``- fit``)."""
     from .config import config_dir
 
     cdir = config_dir()
@@ -265,6 +266,8 @@ def _groups(job: str) -> list[tuple[str, str, list[str]]]:
     defaults = tree.get("defaults") or []
     out = []
     for entry in defaults:
+        if isinstance(entry, str) and entry != job and (cdir / f"{entry}.yaml").is_file():
+            out += [g for g in _groups(entry) if g[0] not in {o[0] for o in out}]
         if not isinstance(entry, dict):
             continue
         for key, choice in entry.items():
