@@ -264,7 +264,7 @@ def _groups(job: str) -> list[tuple[str, str, list[str]]]:
     tree = OmegaConf.to_container(raw, resolve=False)
     assert isinstance(tree, dict)  # a job's config file is a mapping
     defaults = tree.get("defaults") or []
-    out = []
+    out: list[tuple[str, str, list[str]]] = []
     for entry in defaults:
         if isinstance(entry, str) and entry != job and (cdir / f"{entry}.yaml").is_file():
             out += [g for g in _groups(entry) if g[0] not in {o[0] for o in out}]
