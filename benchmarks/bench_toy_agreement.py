@@ -32,7 +32,7 @@ def main() -> dict[str, object]:
 
     from oscflow.config import load
     from oscflow.services.fit.setup import fit_options, setup, truth_vector
-    from oscflow.services.fit.toys import _prior_draws, fit_ensemble
+    from oscflow.services.fit.toys import _prior_draws, agreement, fit_ensemble
 
     n = args.toys
     cfg = load(
@@ -64,15 +64,9 @@ def main() -> dict[str, object]:
     )  # fmt: skip
     t2 = time.perf_counter()
     free = [model.index[f] for f in model.free]
-    both = batched.valid & ref.valid
-    err = ref.errors[both][:, free]
-    hesse = ref.details["hesse_errors"][both][:, free]
-    values = ref.values[both][:, free]
-    dev = np.abs(batched.values[both][:, free] - values) / err
-    rel = np.abs(batched.errors[both][:, free] / err - 1)
-    rel_cov = np.abs(batched.errors[both][:, free] / hesse - 1)
-    lims = np.array([model.parameters[i].limits for i in free])
-    near = np.minimum(values - lims[:, 0], lims[:, 1] - values) / err < 0.1
+    a = agreement(model, batched, ref)
+    both, dev, rel, rel_cov = a.both, a.dev, a.rel, a.rel_cov
+    near = a.margin < 0.1
     ok = (dev.max(1) < 0.01) & (rel.max(1) < 0.01)
     names = list(model.free)
     osc = np.array([model.parameters[i].kind == "oscillation" for i in free])

@@ -269,7 +269,7 @@ def test_batched_toys_agree_with_iminuit_toy_by_toy(surrogate_cfg) -> None:
     import time
 
     from oscflow.services.fit.setup import fit_options, setup, truth_vector
-    from oscflow.services.fit.toys import _prior_draws, fit_ensemble
+    from oscflow.services.fit.toys import _prior_draws, agreement, fit_ensemble
 
     n = 60
     cfg = surrogate_cfg(
@@ -306,16 +306,9 @@ def test_batched_toys_agree_with_iminuit_toy_by_toy(surrogate_cfg) -> None:
         centres=centres,
     )
     t2 = time.perf_counter()
-    free = [model.index[f] for f in model.free]
-    both = batched.valid & ref.valid
-    err = ref.errors[both][:, free]
-    hesse = ref.details["hesse_errors"][both][:, free]
-    values = ref.values[both][:, free]
-    dev = np.abs(batched.values[both][:, free] - values) / err
-    rel = np.abs(batched.errors[both][:, free] / err - 1)
-    rel_cov = np.abs(batched.errors[both][:, free] / hesse - 1)
-    lims = np.array([model.parameters[i].limits for i in free])
-    inside = (np.minimum(values - lims[:, 0], lims[:, 1] - values) / err >= 0.1).all(axis=1)
+    a = agreement(model, batched, ref)
+    both, dev, rel, rel_cov = a.both, a.dev, a.rel, a.rel_cov
+    inside = (a.margin >= 0.1).all(axis=1)
 
     def frac(ok: np.ndarray) -> float:
         return float(ok.mean()) if ok.size else float("nan")

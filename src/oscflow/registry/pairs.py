@@ -57,8 +57,6 @@ def check_pair(name: str, version: str, partner: str, tracking_uri: str) -> dict
     experiment setting; else ConfigError naming the difference."""
     from .reactors import PREFIX, SurrogateReactors
 
-    if str(version) == str(partner):
-        raise ConfigError("registry.pair", "a version cannot be its own pair", "name the partner")
     client = MlflowClient(tracking_uri)
     orderings = {v: version_ordering(client, name, v, tracking_uri) for v in (version, partner)}
     if orderings[version] == orderings[partner]:

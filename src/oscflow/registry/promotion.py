@@ -45,7 +45,7 @@ def _gates(cfg: DictConfig, version_tags: Mapping[str, str]) -> dict[str, Any]:
     return gate_config(container, extra_c)  # type: ignore[arg-type]
 
 
-def _version(client: MlflowClient, name: str, version: str) -> Any:
+def _version(client: MlflowClient, name: str, version: str, key: str = "registry.version") -> Any:
     try:
         return client.get_model_version(name, version)
     except MlflowException:
@@ -56,7 +56,7 @@ def _version(client: MlflowClient, name: str, version: str) -> Any:
         except MlflowException:
             versions = []
         raise ConfigError(
-            "registry.version",
+            key,
             f"{name} has no version {version!r}",
             f"use one of {versions}" if versions else f"register a model named {name} first",
         ) from None
@@ -76,7 +76,14 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
         )
     client = MlflowClient(str(cfg.tracking_uri))
     versions = [version] + ([str(reg.pair)] if reg.get("pair") is not None else [])
-    checked = {v: _gated(cfg, client, name, v) for v in versions}
+    if versions[1:] == [version]:
+        raise ConfigError(
+            "registry.pair", "a version cannot be its own pair", "name the partner's version"
+        )
+    checked = {
+        v: _gated(cfg, client, name, v, "registry.pair" if i else "registry.version")
+        for i, v in enumerate(versions)
+    }
     failed = {v: [r for r in results if not r.passed] for v, results in checked.items()}
     if any(failed.values()) and not reg.force:
         raise PromotionRefused(
@@ -112,8 +119,8 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def _gated(cfg: DictConfig, client: MlflowClient, name: str, version: str) -> list[Any]:
-    mv = _version(client, name, version)
+def _gated(cfg: DictConfig, client: MlflowClient, name: str, version: str, key: str) -> list[Any]:
+    mv = _version(client, name, version, key)
     return evaluate(mv.tags, _gates(cfg, mv.tags))
 
 

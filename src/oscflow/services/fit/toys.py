@@ -9,6 +9,7 @@ otherwise constrained parameters would show pulls narrower than 1 by constructio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -91,6 +92,42 @@ IMINUIT_FLAGS: dict[str, tuple[str, bool]] = {
     "at_limit": ("has_parameters_at_limit", True),
     "at_training_range_edge": ("at_training_range_edge", True),
 }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Two fitters' ``ToyFits`` of the same toys compared toy by toy (free parameters only, the
+    toys valid in both, ``both``): best-fit difference in the reference's σ (``dev``), relative
+    error difference against the reference's reported errors (``rel``) and against √diag of
+    its HESSE covariance (``rel_cov``, iminuit's ``hesse_errors``), the reference's values,
+    errors, and distance to each parameter's limits in its σ (``margin``)."""
+
+    both: NDArray[np.bool_]
+    dev: NDArray[np.float64]
+    rel: NDArray[np.float64]
+    rel_cov: NDArray[np.float64]
+    values: NDArray[np.float64]
+    errors: NDArray[np.float64]
+    margin: NDArray[np.float64]
+
+
+def agreement(model: Any, fits: ToyFits, ref: ToyFits) -> Agreement:
+    """``fits`` against the reference ``ref`` (iminuit, one toy at a time), toy by toy."""
+    free = [model.index[f] for f in model.free]
+    both = fits.valid & ref.valid
+    err = ref.errors[both][:, free]
+    values = ref.values[both][:, free]
+    mine = fits.errors[both][:, free]
+    lims = np.array([model.parameters[i].limits for i in free])
+    return Agreement(
+        both=both,
+        dev=np.abs(fits.values[both][:, free] - values) / err,
+        rel=np.abs(mine / err - 1),
+        rel_cov=np.abs(mine / ref.details["hesse_errors"][both][:, free] - 1),
+        values=values,
+        errors=err,
+        margin=np.minimum(values - lims[:, 0], lims[:, 1] - values) / err,
+    )
 
 
 def fit_ensemble(

@@ -62,11 +62,25 @@ def for_truth(cfg: DictConfig, ordering: str, **values: Any) -> DictConfig:
 def check_request(cfg: DictConfig) -> None:
     """Refuse what the study cannot answer, before any fit: a surrogate that covers one
     ordering (no registered pair, no ``other_ordering_model``), an empty study."""
-    if str(OmegaConf.select(cfg, "experiment.oscillation.ordering", default="")) not in ORDERINGS:
+    per_ordering = any(
+        set(ORDERINGS) <= set(spec.get("by_ordering") or {})
+        for spec in cfg.experiment.parameters.values()
+    )
+    ordering = OmegaConf.select(cfg, "experiment.oscillation.ordering", default="")
+    if str(ordering) not in ORDERINGS or not per_ordering:
         raise ConfigError(
             "experiment",
-            f"{cfg.experiment.name} has no mass ordering to test",
+            f"{cfg.experiment.name} does not model both mass orderings (no parameter with a "
+            "nominal value per ordering, `by_ordering`)",
             "run oscflow nmo on a JUNO model (experiment=juno)",
+        )
+    groups = {str(c.group) for c in cfg.experiment.cores}
+    unknown = [str(g) for g in cfg.nmo.power_groups if str(g) not in groups]
+    if unknown or not list(cfg.nmo.power_groups):
+        raise ConfigError(
+            "nmo.power_groups",
+            f"{unknown or 'no groups'}: not a group of experiment.cores",
+            f"use some of {sorted(groups)}",
         )
     n, chunk = int(cfg.nmo.toys), int(cfg.nmo.chunk)
     if n < 0 or chunk < 1:
