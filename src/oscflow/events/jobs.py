@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from ..config import load, to_container
 from ..errors import OscflowError
-from ..services import load_service
+from ..services import condition, load_service
 from ..tracking.lineage import service_config_hash as lineage_hash
 from ..tracking.runs import mark_failed
 from .ledger import Ledger, job_key
@@ -263,13 +263,11 @@ def routed(specs: Iterable[JobSpec], platform: DictConfig) -> list[JobSpec]:
 
 
 def _serves(spec: JobSpec, platform: DictConfig) -> bool:
-    from ..services import applies, discover
-
-    routes = getattr(discover().get(spec.service), "ROUTES", None)
-    if getattr(routes, "applies", None) is None:
+    check = condition(spec.service)
+    if check is None:
         return True
     mv = MlflowClient(str(platform.tracking_uri)).get_model_version(spec.model, spec.version)
-    return applies(spec.service, dict(mv.tags))
+    return bool(check(dict(mv.tags)))
 
 
 def _compose(spec: JobSpec, platform: DictConfig) -> tuple[DictConfig, str]:

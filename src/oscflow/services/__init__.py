@@ -138,11 +138,9 @@ def commands() -> dict[str, tuple[str, Command]]:
     }
 
 
-def applies(service: str, version_tags: Mapping[str, str]) -> bool:
-    """Whether ``service``'s ``ROUTES.applies`` accepts a version with ``version_tags``."""
-    routes = getattr(discover().get(service), "ROUTES", None)
-    check = getattr(routes, "applies", None)
-    return check is None or bool(check(version_tags))
+def condition(service: str) -> Callable[[Mapping[str, str]], bool] | None:
+    """``service``'s ``ROUTES.applies`` (None: it serves every version)."""
+    return getattr(getattr(discover().get(service), "ROUTES", None), "applies", None)
 
 
 def default_routes() -> dict[str, Any]:
