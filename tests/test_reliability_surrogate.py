@@ -190,12 +190,13 @@ def test_fit_refuses_what_the_surrogate_was_not_trained_for(
 
 
 def test_fit_checks_the_other_ordering_model_against_the_other_ordering(r: dict[str, str]) -> None:
-    from oscflow.physics.rates import Exposure
-    from oscflow.services.fit.predictors import surrogate_predictor
+    """A model named for the other ordering is used as named: its own pair (if another test
+    registered one) must not stand in for it."""
+    from oscflow.services.fit.setup import ordering_models, setup
 
-    cfg = _fit_cfg(r, f"other_ordering_model={r['model_uri']}", model="null")
+    fs = setup(_fit_cfg(r, f"other_ordering_model={r['model_uri']}"))
     with pytest.raises(ConfigError, match=r"ordering=normal \(asked: inverted\)"):
-        surrogate_predictor(cfg, r["model_uri"], Exposure(days=100.0), ordering="inverted")
+        ordering_models(fs)
 
 
 def _sensitivity(r: dict[str, str], *extra: str) -> dict[str, Any]:

@@ -151,13 +151,18 @@ def exact_predictor(
 
 
 def surrogate_predictor(
-    cfg: DictConfig, uri: str | None, exposure: Exposure, ordering: str | None = None
+    cfg: DictConfig,
+    uri: str | None,
+    exposure: Exposure,
+    ordering: str | None = None,
+    follow_pair: bool = True,
 ) -> SurrogatePredictor:
     """The surrogate at ``uri`` from the configured tracking store, refused unless it was
     trained for the fit's request (``SurrogateReactors.check_request``: experiment, binning,
     settings, the parameters it does not take); ``ordering`` overrides the request's mass
     ordering (the model for the other ordering of a Δχ²(IO−NO) comparison). A version trained
-    for the other ordering answers through its registered pair (``registry/pairs.py``)."""
+    for the other ordering answers through its registered pair (``registry/pairs.py``) unless
+    ``follow_pair`` is false (a model the user named for that ordering is used as named)."""
     from omegaconf import OmegaConf
 
     from ...config import bin_edges
@@ -169,7 +174,7 @@ def surrogate_predictor(
     reactors = SurrogateReactors.load(uri, store)
     wanted = ordering or OmegaConf.select(cfg, "experiment.oscillation.ordering")
     trained = reactors.trained_ordering()
-    if wanted and trained and trained != wanted:
+    if follow_pair and wanted and trained and trained != wanted:
         partner = partner_uri(str(uri), str(wanted), store)
         if partner is not None:
             reactors = SurrogateReactors.load(partner, store)

@@ -209,6 +209,7 @@ def _ordering_models(fs: FitSetup) -> dict[str, FitModel]:
         return {fs.ordering: fs.model, other: fs.model.with_predictor(fs.exact(other))}
     uri = other_ordering_uri(fs.cfg, other)
     if uri is not None:
-        pred = surrogate_predictor(fs.cfg, uri, fs.exposure, ordering=other)
+        named = bool(fs.cfg.other_ordering_model)
+        pred = surrogate_predictor(fs.cfg, uri, fs.exposure, ordering=other, follow_pair=not named)
         return {fs.ordering: fs.model, other: fs.model.with_predictor(pred)}
     return {o: fs.model.with_predictor(fs.exact(o)) for o in (fs.ordering, other)}
