@@ -18,9 +18,9 @@ QUICK = ["orderings=false", "fit/nuisances=stat_only", "observation.generator=mo
 
 
 @pytest.fixture
-def surrogate_cfg(registered_surrogate, monkeypatch):
-    """Overrides selecting the tiny registered surrogate, its store and its dataset."""
-    r = registered_surrogate
+def surrogate_cfg(surrogate, monkeypatch):
+    """Overrides selecting the tiny registered surrogate (unpaired), its store and dataset."""
+    r = surrogate
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     base = [

@@ -29,14 +29,11 @@ def _oscflow(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def r(registered_surrogate: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def r(surrogate: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    registered_surrogate = surrogate
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{registered_surrogate['root']}/conf")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registered_surrogate["tracking_uri"])
     client = MlflowClient(registered_surrogate["tracking_uri"])
-    for v in (registered_surrogate["version"], registered_surrogate["io_version"]):
-        for key in list(client.get_model_version(registered_surrogate["name"], v).tags):
-            if key.startswith("oscflow.pair."):  # another test of this session paired them
-                client.delete_model_version_tag(registered_surrogate["name"], v, key)
     common = [
         f"paths.root_dir={registered_surrogate['root']}",
         "data=ttrain",

@@ -43,11 +43,11 @@ NAME = "juno-spectrum"
 
 
 @pytest.fixture
-def r(registered_surrogate: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The session's surrogate, with its repository's conf/ selected."""
-    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{registered_surrogate['root']}/conf")
+def r(surrogate: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The session's surrogate (unpaired), with its repository's conf/ selected."""
+    monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{surrogate['root']}/conf")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return registered_surrogate
+    return surrogate
 
 
 def _store(r: dict[str, str], uri: str | None = None) -> list[str]:
