@@ -158,6 +158,10 @@ def stack(
         'service_overrides.fit=["observation.generator=model","referee=false","orderings=false"]',
         # the same for the mass-ordering study, with its oscillation parameters fixed (test_nmo)
         'service_overrides.nmo=["free=[]","nmo.toys=40","nmo.asimov_days=[2191.5]"]',
+        # fewer points and no scans: the services' own tests cover their full defaults; here
+        # the runs, their links and the gates' reading of them are what is checked
+        'service_overrides.validate=["n_points=60","bias_points=10"]',
+        'service_overrides.sensitivity=["scans.enabled=false","spectral.enabled=false"]',
         "+routing.on_alias.burst=[standins.fast]",
         "+routing.on_alias.late=[standins.fast]",
         "+routing.on_alias.slow=[standins.slow]",
