@@ -47,7 +47,7 @@ demo: $(STAMP)
 	  test $$no -eq 0 && test $$io -eq 0 || { tail -n 20 outputs/demo/train_inverted.log; exit 1; }
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train.json')); print('registered', r['registered_model'], 'v' + r['version'], r['metrics'])"
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train_inverted.json')); print('registered (inverted ordering)', r['registered_model'], 'v' + r['version'], r['metrics'])"
-	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model=models:/juno-spectrum/$(VERSION_NO)
+	$(TRACKING) $(BIN)/oscflow predict predictor=surrogate model_uri=models:/juno-spectrum/$(VERSION_NO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_NO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum $(VERSION_IO)
 	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $(VERSION_NO) --alias champion --pair $(VERSION_IO)

@@ -51,7 +51,7 @@ def main() -> None:
         "fit",
         [
             "experiment=dayabay",
-            "fit/observation=real",
+            "observation=real",
             f"model_uri={args.model}",
             f"logger.tracking_uri={args.tracking_uri}",
             "record=false",

@@ -179,7 +179,7 @@ def toys(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
             "orderings=false",
             "record=false",
             "plots=false",
-            "fit/observation=toy",
+            "observation=toy",
             f"observation.n_toys={n_max}",
             "observation.generator=model",
             *overrides,

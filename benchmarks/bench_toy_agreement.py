@@ -42,7 +42,7 @@ def main() -> dict[str, object]:
             f"logger.tracking_uri={args.tracking_uri}",
             "orderings=false",
             "observation.generator=model",
-            "fit/observation=toy",
+            "observation=toy",
             f"observation.n_toys={n}",
             *args.overrides,
         ],

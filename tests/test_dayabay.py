@@ -289,7 +289,7 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inp
     assert "oscflow.validation.max_rel_dev_peak1" in tags
 
     md5 = inputs.save(root / "data/dayabay/official/inputs.npz")  # as dayabay_official would
-    fit = cli("fit", *common, f"model={model}", "data=real", "plots=false")
+    fit = cli("fit", *common, f"model_uri={model}", "observation=real", "plots=false")
     assert fit["data"]["kind"] == "real"
     assert md5[:12] in fit["data"]["source"]  # the fit read them: no official model built
     assert fit["statistic"] == "cnp_covmat"

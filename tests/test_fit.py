@@ -144,7 +144,7 @@ def test_toy_fits_cover_the_truth() -> None:
 def test_toy_ensemble_through_the_service_reports_pulls() -> None:
     overrides = [
         *CHEAP,
-        "fit/observation=toy",
+        "observation=toy",
         "observation.n_toys=4",
         "fit/nuisances=stat_only",
         "free=[sin2_th12,dm2_21]",
@@ -173,7 +173,7 @@ def test_both_orderings_per_toy_agree_between_the_fitters() -> None:
     central-difference Jacobian gives iminuit's minima (to the EDM criterion's ~1e-4)."""
     overrides = [
         *[o for o in CHEAP if o != "orderings=false"],
-        "fit/observation=toy",
+        "observation=toy",
         "observation.n_toys=3",
         "fit/nuisances=stat_only",
         "orderings=true",
@@ -236,7 +236,7 @@ def test_a_fit_to_a_file_equals_the_fit_to_the_same_counts(tmp_path, asimov_fit)
     counts = np.round(fs.observation.counts)  # integer Asimov-like data
     path = tmp_path / "data.csv"
     _write(path, "csv", counts, fs.edges)
-    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}"])
+    cfg = load("fit", [*CHEAP, "observation=file", f"observation.path={path}"])
     result, _, _ = compute(cfg)
     direct = minimize(fs.model, counts, "poisson")
     for name in ("sin2_th12", "dm2_21"):  # same minimum (different starts: ≪ σ apart)
@@ -259,7 +259,7 @@ def test_bad_data_files_are_refused(tmp_path, mutate, needle) -> None:
     counts, e = mutate(np.full(70, 50.0), edges)
     path = tmp_path / "bad.npz"
     _write(path, "npz", counts, e)
-    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}"])
+    cfg = load("fit", [*CHEAP, "observation=file", f"observation.path={path}"])
     with pytest.raises(ConfigError, match=needle):
         setup(cfg)
 
@@ -268,7 +268,7 @@ def test_non_integer_counts_are_accepted_by_gaussian_statistics(tmp_path) -> Non
     edges = np.round(np.linspace(1.8, 8.8, 71), 12)
     path = tmp_path / "frac.npz"
     _write(path, "npz", np.full(70, 50.5), edges)
-    cfg = load("fit", [*CHEAP, "fit/observation=file", f"observation.path={path}", "statistic=cnp"])
+    cfg = load("fit", [*CHEAP, "observation=file", f"observation.path={path}", "statistic=cnp"])
     assert setup(cfg).observation.counts[0] == 50.5
 
 
@@ -303,23 +303,17 @@ def test_cli_reports_non_convergence_and_exits_nonzero(capsys) -> None:
     assert "did not converge" in capsys.readouterr().err
 
 
-def test_cli_maps_model_and_data_shorthands(tmp_path) -> None:
-    from oscflow.services.fit.api import cli_overrides
+def test_the_fit_command_takes_its_config_keys_and_names_the_old_spellings(capsys) -> None:
+    """No argv rewriting: observation is a config group, the model a plain key; the training
+    groups' names (model=, data=) get an error that says what to write instead."""
+    from oscflow.cli import main
 
-    got = cli_overrides(["model=models:/juno-spectrum@champion", "data=toy", "n_toys=5", "x=1"])
-    assert got == [
-        "model_uri=models:/juno-spectrum@champion",
-        "fit/observation=toy",
-        "observation.n_toys=5",
-        "x=1",
-    ]
-    path = tmp_path / "d.csv"
-    assert cli_overrides([f"data={path}"]) == [
-        "fit/observation=file",
-        f"observation.path={path.resolve()}",
-    ]
-    cfg = load("fit", cli_overrides(["data=toy", "n_toys=7", "seed=3"]))
+    cfg = load("fit", ["observation=toy", "observation.n_toys=7", "observation.seed=3"])
     assert (cfg.observation.kind, cfg.observation.n_toys, cfg.observation.seed) == ("toy", 7, 3)
+    assert main(["fit", "model=models:/juno-spectrum@champion"]) == 1
+    assert "model_uri=<uri>" in capsys.readouterr().err
+    assert main(["fit", "data=toy"]) == 1
+    assert "observation=asimov|toy|real|file" in capsys.readouterr().err
 
 
 def test_goodness_of_fit_p_value_from_toys() -> None:

@@ -64,7 +64,7 @@ def test_referee_equals_a_standalone_exact_fit_of_the_same_data(surrogate_cfg, t
     edges = np.round(np.linspace(0.8, 8.8, 401), 12)
     path = tmp_path / "d.npz"
     np.savez(path, counts=counts, bin_edges=edges)
-    data = ["fit/observation=file", f"observation.path={path}"]
+    data = ["observation=file", f"observation.path={path}"]
     refereed, _, main = compute(surrogate_cfg(*small, *data, "referee=true"))
     exact, _, _ = compute(surrogate_cfg(*small, *data, "predictor=exact"))
     for name in ("sin2_th12", "dm2_21"):
@@ -190,12 +190,11 @@ def test_python_api_mirrors_the_command_line(registered_surrogate, monkeypatch) 
     r = registered_surrogate
     monkeypatch.setenv("OSCFLOW_CONFIG_DIR", f"{r['root']}/conf")
     result = oscflow.fit(
-        model=r["model_uri"],
-        data="asimov",
+        r["model_uri"],
+        {"kind": "asimov", "generator": "model"},
         record=False,
         orderings=False,
         free=["sin2_th12", "dm2_21"],
-        observation={"generator": "model"},
         paths={"root_dir": r["root"]},
         logger={"tracking_uri": r["tracking_uri"]},
         exposure={"days": 100},
@@ -221,7 +220,7 @@ def test_predict_with_the_surrogate_scales_its_reference_exposure(
         "predict",
         "--json",
         "predictor=surrogate",
-        f"model={r['model_uri']}",
+        f"model_uri={r['model_uri']}",
         f"paths.root_dir={r['root']}",
         f"logger.tracking_uri={r['tracking_uri']}",
         "backgrounds=false",
@@ -275,7 +274,7 @@ def test_batched_toys_agree_with_iminuit_toy_by_toy(surrogate_cfg) -> None:
     cfg = surrogate_cfg(
         "orderings=false",
         "observation.generator=model",
-        "fit/observation=toy",
+        "observation=toy",
         f"observation.n_toys={n}",
     )
     fs = setup(cfg)

@@ -44,7 +44,7 @@ def r(surrogate: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, A
 
 def test_nmo_needs_a_pair_then_runs_and_records_on_the_promoted_pair(r: dict[str, Any]) -> None:
     name, v1, v2 = r["name"], r["version"], r["io_version"]
-    code, _, err = _oscflow("nmo", f"model=models:/{name}/{v1}", "nmo.toys=0", *r["common"])
+    code, _, err = _oscflow("nmo", f"model_uri=models:/{name}/{v1}", "nmo.toys=0", *r["common"])
     assert code == 1
     assert "covers only the normal ordering" in err
     assert "--pair" in err
@@ -70,7 +70,7 @@ def test_nmo_needs_a_pair_then_runs_and_records_on_the_promoted_pair(r: dict[str
     code, out, err = _oscflow(
         "nmo",
         "--json",
-        f"model=models:/{name}@champion",
+        f"model_uri=models:/{name}@champion",
         "nmo.toys=200",
         "nmo.chunk=150",  # two chunks per ordering: each with its own seeds
         "nmo.asimov_days=[365.25,2191.5]",

@@ -613,12 +613,13 @@ def test_bad_observation_files_get_a_clear_error(
 def test_fit_command_reports_bad_files_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    """`oscflow fit ... data=<file>`: exit code 1 and one message naming the file and the fix."""
+    """`oscflow fit ... observation=file observation.path=<file>`: exit code 1 and one message
+    naming the file and the fix."""
     suffix, content = next((s, c) for i, s, c, _ in BAD_FILES if i == kind)
     path = tmp_path / f"data.{suffix}"
     assert content is not None
     path.write_bytes(content())
-    assert main(["fit", *CHEAP_FIT, f"data={path}"]) == 1
+    assert main(["fit", *CHEAP_FIT, "observation=file", f"observation.path={path}"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("oscflow fit: error: observation.path:")
     assert str(path) in err

@@ -326,7 +326,7 @@ def test_predict_reports_a_corrupt_artifact_without_a_traceback(
 
     uri, model_dir = _copy_version(r, tmp_path)
     _write("artifacts/surrogate.pt", b"TRUNCATE")(model_dir)
-    code = main(["predict", *_store(r, uri), "predictor=surrogate", f"model=models:/{NAME}/1"])
+    code = main(["predict", *_store(r, uri), "predictor=surrogate", f"model_uri=models:/{NAME}/1"])
     err = capsys.readouterr().err
     assert code != 0
     assert "artifacts/surrogate.pt is missing or corrupt" in err

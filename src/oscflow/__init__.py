@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``oscflow.fit(model=..., data=..., **config)``: see ``oscflow.services.fit.api.fit``."""
+    """``oscflow.fit(model_uri, observation, **config)``: see ``oscflow.services.fit.api.fit``."""
     if name == "fit":
         from .services.fit.api import fit
 

@@ -106,14 +106,6 @@ def _summary(cfg: Any) -> dict[str, Any]:
     return run(cfg)
 
 
-def _model_uri(words: list[str], overrides: list[str]) -> list[str]:
-    """``model=<uri>`` → ``model_uri=<uri>`` (the group name ``model`` belongs to training)."""
-    if words:
-        msg = f"unexpected word {words[0]!r}. Fix: give key=value overrides only"
-        raise UsageError(msg)
-    return [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
-
-
 def _predict_table(result: dict[str, Any]) -> str:
     from .predict import summary_table
 
@@ -125,8 +117,6 @@ def _summary_text(result: dict[str, Any]) -> str:
 
     return format_summary(result)
 
-
-MODEL_SHORTHAND = ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")
 
 # The core commands (dataset stages, prediction, training); services add theirs (COMMAND).
 CORE: dict[str, tuple[str, Command]] = {
@@ -141,8 +131,6 @@ CORE: dict[str, tuple[str, Command]] = {
             "expected spectrum for given parameters and exposure",
             _predict,
             human=_predict_table,
-            argv=_model_uri,
-            shorthands=[MODEL_SHORTHAND],
         ),
     ),
     "summary": (
@@ -312,12 +300,6 @@ def _short(value: Any, width: int = 72) -> str:
     return text[: width - 1] + "…"
 
 
-def _shorthands(command: str) -> list[tuple[str, str]]:
-    """The command line's own spellings of config overrides (``Command.shorthands``)."""
-    known = commands()
-    return list(known[command][1].shorthands) if command in known else []
-
-
 def command_help(command: str) -> str:
     """Help of one command: summary, config file, config groups and their options, and the
     top-level keys of the composed config with their defaults (generated from conf/)."""
@@ -345,10 +327,6 @@ def command_help(command: str) -> str:
     for group, default, options in _groups(job):
         rest = [o for o in options if o != default]
         lines.append(f"  {group:<28} {default}" + (f"  (also: {', '.join(rest)})" if rest else ""))
-    shorthands = _shorthands(command)
-    if shorthands:
-        lines += ["", "shorthands of this command:"]
-        lines += [f"  {short:<22} {long}" for short, long in shorthands]
     cfg = load(job)
     lines += ["", "main keys (defaults; set with key=value, nested keys as a.b=value):"]
     width = max(len(str(k)) for k in cfg)

@@ -88,6 +88,43 @@ def config_dir() -> Path:
     return (Path(__file__).resolve().parents[2] / "conf").resolve()
 
 
+# What a config group's name means where a job does not choose it that way: said in the error.
+GROUP_HINTS = {
+    "model": "a registered surrogate is model_uri=<uri> (model= chooses the training "
+    "architecture, conf/model/)",
+    "data": "what a fit fits is observation=asimov|toy|real|file (data= chooses the dataset "
+    "whose MC pairs the exact predictors use, conf/data/)",
+}
+
+
+def _group_error(cdir: Path, job: str, message: str) -> ConfigError | None:
+    """A clear error for a config group option that does not exist, or a group that ``job``
+    does not choose: the options there are, and what the user may have meant."""
+    import re
+
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", message)
+    unused = re.search(r"Could not override '(\w+)'\. No match in the defaults list", message)
+    if missing:
+        group, option = missing.groups()
+        options = sorted(p.stem for p in (cdir / group).glob("*.yaml"))
+        fix = f"choose {group}= one of {', '.join(options)}"
+        meant = {"model": ":" in option, "data": option in ("asimov", "toy", "real", "file")}
+        hint = GROUP_HINTS.get(group) if meant.get(group) or "." in option else None
+        return ConfigError(
+            group,
+            f"no {group} config {option!r} in conf/{group}/",
+            f"{fix}; {hint}" if hint else fix,
+        )
+    if unused and (cdir / unused.group(1)).is_dir():
+        group = unused.group(1)
+        return ConfigError(
+            group,
+            f"`{job}` does not use the config group {group}",
+            GROUP_HINTS.get(group, f"drop {group}=; `oscflow <command> --help` lists its groups"),
+        )
+    return None
+
+
 def _key_of(message: str) -> str:
     for marker in ("Could not override '", "Key '", "key '"):
         if marker in message:
@@ -131,6 +168,9 @@ def _load(job: str, overrides: Sequence[str]) -> DictConfig:
             "write key=value; quote values that contain spaces, brackets or commas",
         ) from None
     except MissingConfigException as exc:
+        group_error = _group_error(cdir, job, str(exc))
+        if group_error is not None:
+            raise group_error from None
         raise ConfigError(
             _key_of(str(exc)),
             str(exc).splitlines()[0],
@@ -141,6 +181,9 @@ def _load(job: str, overrides: Sequence[str]) -> DictConfig:
         if unknown is not None:
             raise unknown from None
         cause = exc.__cause__ or exc
+        group_error = _group_error(cdir, job, str(cause))
+        if group_error is not None:
+            raise group_error from None
         text = str(cause).splitlines()[0]
         key = _unresolvable(cfg, overrides) or _key_of(str(exc) + " " + str(cause))
         raise ConfigError(
@@ -186,7 +229,7 @@ def _unresolvable(cfg: DictConfig | None, overrides: Sequence[str]) -> str | Non
 
 
 def _group_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
-    """The overrides that choose config groups (``experiment=dayabay``, ``fit/observation=toy``)."""
+    """The overrides that choose config groups (``experiment=dayabay``, ``observation=toy``)."""
     cdir = config_dir()
     out = []
     for o in overrides:

@@ -318,7 +318,9 @@ class Experiment(abc.ABC):
     def observed_counts(self) -> tuple[NDArray[np.float64], str]:
         """The experiment's released data (counts per bin) and where they came from."""
         raise ConfigError(
-            "data", f"{self.name} has no released data in oscflow", "use data=asimov or a file"
+            "observation",
+            f"{self.name} has no released data in oscflow",
+            "use observation=asimov, toy or file",
         )
 
     def statistics(self) -> dict[str, Any]:

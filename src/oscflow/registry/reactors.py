@@ -149,7 +149,7 @@ class SurrogateReactors:
             raise ConfigError(
                 "model",
                 "predictor=surrogate needs a model",
-                "give model=models:/juno-spectrum@champion (or /<version>)",
+                "give model_uri=models:/juno-spectrum@champion (or /<version>)",
             )
         import mlflow
 

@@ -62,15 +62,13 @@ class Command:
     so); ``human(result)`` formats the result for a terminal (default: JSON);
     ``argv(words, overrides)`` turns the positional words into overrides (default: no words
     allowed), e.g. ``oscflow sensitivity solar`` → ``analysis=solar``; ``usage`` is the
-    synopsis of those words; ``shorthands`` (spelling, meaning) what ``argv`` translates, for
-    ``oscflow <name> --help``."""
+    synopsis of those words. Overrides are conf/<job>.yaml's own keys: no other spellings."""
 
     summary: str
     run: Callable[[Any], dict[str, Any]]
     human: Callable[[dict[str, Any]], str] | None = None
     argv: Callable[[list[str], list[str]], list[str]] | None = None
     usage: str = ""
-    shorthands: Sequence[tuple[str, str]] = ()
 
 
 def _check(module: ModuleType) -> ModuleType:

@@ -118,7 +118,9 @@ def record(cfg: DictConfig, given_tags: Mapping[str, str]) -> dict[str, Any]:
     from ..tracking.service_run import service_run
 
     if not cfg.model_uri:
-        raise ConfigError("model", "no model to validate", "give model=models:/<name>/<version>")
+        raise ConfigError(
+            "model_uri", "no model to validate", "give model_uri=models:/<name>/<version>"
+        )
     name, version = _name_version(str(cfg.model_uri))
     version_tags = {tags.MODEL_NAME: name, tags.MODEL_VERSION: version}
     with service_run(

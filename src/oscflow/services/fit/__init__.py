@@ -18,22 +18,16 @@ from typing import Any
 from omegaconf import DictConfig
 
 from .. import Command, Routes
-from .api import DATA_KINDS, SHORTHANDS, cli_overrides, fit, run_cli, summary_table
+from .api import fit, run_cli, summary_table
 from .minimize import FitNotConverged
 
 JOB = "fit"
 ROUTES = Routes(on_alias=("champion",))
 COMMAND = Command(
-    summary="iminuit fit of a spectrum: model=<uri> data=asimov|toy|real|<file>",
+    summary="iminuit fit of a spectrum: model_uri=<uri> observation=asimov|toy|real|file "
+    "[observation.path=<file>] [observation.n_toys=N]",
     run=run_cli,
     human=summary_table,
-    argv=lambda words, overrides: cli_overrides([*words, *overrides]),
-    shorthands=[
-        ("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)"),
-        (f"data={'|'.join(DATA_KINDS)}", "fit/observation=<that>"),
-        ("data=<file>", "fit/observation=file observation.path=<file>"),
-        *((f"{k}=<value>", f"{v}=<value>") for k, v in SHORTHANDS.items()),
-    ],
 )
 
 

@@ -1,42 +1,17 @@
-"""Entry points: the command line's override mapping and result table, and ``oscflow.fit``.
+"""Entry points: ``oscflow.fit`` (Python) and the command line's result table.
 
-Command line: ``model=<uri>`` → ``model_uri`` (``model`` is the training architecture group);
-``data=asimov|toy`` → ``fit/observation=<kind>``, ``data=<file>`` → ``fit/observation=file
-observation.path=<file>`` (``data`` is the training dataset group); ``n_toys=N`` and
-``seed=S`` → ``observation.n_toys`` / ``observation.seed``.
+The command line takes conf/fit.yaml's keys as they are: ``model_uri=<uri>``,
+``observation=asimov|toy|real|file`` (a config group), ``observation.path=<file>``,
+``observation.n_toys=N``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
-
-DATA_KINDS = ("asimov", "toy", "real")
-SHORTHANDS = {"n_toys": "observation.n_toys", "seed": "observation.seed"}
-
-
-def cli_overrides(args: Sequence[str]) -> list[str]:
-    """Translate the fit command's shorthands into Hydra overrides of conf/fit.yaml."""
-    out: list[str] = []
-    for a in args:
-        key, _, value = a.partition("=")
-        if key == "model":
-            out.append(f"model_uri={value}")
-        elif key == "data":
-            if value in DATA_KINDS:
-                out.append(f"fit/observation={value}")
-            elif value == "file":
-                raise ConfigError("data", "data=file needs the file", "give data=<path>")
-            else:
-                out += ["fit/observation=file", f"observation.path={Path(value).resolve()}"]
-        elif key in SHORTHANDS:
-            out.append(f"{SHORTHANDS[key]}={value}")
-        else:
-            out.append(a)
-    return out
+OBSERVATIONS = ("asimov", "toy", "real", "file")
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -52,17 +27,30 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def fit(model: str | None = None, data: str = "asimov", **config: Any) -> dict[str, Any]:
+def fit(
+    model_uri: str | None = None,
+    observation: str | Mapping[str, Any] = "asimov",
+    **config: Any,
+) -> dict[str, Any]:
     """Fit from Python, as ``oscflow fit`` does: ``fit("models:/juno-spectrum@champion",
-    data="toy", n_toys=200, exposure={"days": 100}, record=False)``. Keyword arguments are
-    config keys (nested dicts become dotted keys); returns the JSON-ready result."""
+    {"kind": "toy", "n_toys": 200}, exposure={"days": 100}, record=False)``.
+    ``observation``: one of OBSERVATIONS, the path of a counts file, or a mapping with its
+    ``kind`` and other keys of conf/observation/<kind>.yaml. Other keyword arguments are config
+    keys (nested dicts become dotted keys); returns the JSON-ready result."""
     from ...config import load
 
-    args = [f"data={data}", *_flatten(config)]
-    if model is not None:
-        args.append(f"model={model}")
-    cfg = load("fit", cli_overrides(args))
-    return run_cli(cfg)
+    if isinstance(observation, Mapping):
+        rest = {k: v for k, v in observation.items() if k != "kind"}
+        kind = str(observation.get("kind", "asimov"))
+        args = [f"observation={kind}", *_flatten(rest, "observation.")]
+    elif observation in OBSERVATIONS:
+        args = [f"observation={observation}"]
+    else:
+        args = ["observation=file", f"observation.path={Path(observation).resolve()}"]
+    args += _flatten(config)
+    if model_uri is not None:
+        args.append(f"model_uri={model_uri}")
+    return run_cli(load("fit", args))
 
 
 def run_cli(cfg: Any) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def toy_fitter(cfg: Any, n_toys: int) -> str:
     if name == "batched" and n_toys == 0:
         raise ConfigError(
             "fitter",
-            "fitter=batched fits toy ensembles (data=toy with n_toys > 1, or gof_toys > 0); "
+            "fitter=batched fits toy ensembles (observation=toy with n_toys > 1, or gof_toys > 0); "
             "this run has none, and a single fit is always iminuit's (MIGRAD, HESSE, MINOS, "
             "scans)",
             "drop fitter=batched (fitter=auto), or ask for toys",

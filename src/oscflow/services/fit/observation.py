@@ -246,7 +246,9 @@ def from_file(cfg: Any, edges: NDArray[np.float64], integer: bool) -> Observatio
     """Read ``observation.path`` and check binning and counts."""
     if not cfg.path:
         raise ConfigError(
-            "observation.path", "data=file needs a path", "give data=<file.csv|.npz|.root>"
+            "observation.path",
+            "observation=file needs a path",
+            "give observation.path=<file.csv|.npz|.root>",
         )
     counts, file_edges = read_file(str(cfg.path), cfg.get("format"), cfg.get("key"))
     check_binning(file_edges, edges, str(cfg.path))

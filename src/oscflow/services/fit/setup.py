@@ -91,9 +91,10 @@ def _check(cfg: DictConfig) -> None:
     check_kind(str(cfg.predictor))
     if cfg.observation.kind not in obs.KINDS:
         raise ConfigError(
-            "data",
+            "observation.kind",
             f"{cfg.observation.kind!r} is unknown",
-            "use data=asimov, data=toy, data=real (an experiment's released data) or data=<file>",
+            "use observation=asimov, toy, real (an experiment's released data) or file "
+            "(with observation.path=<file>)",
         )
     if cfg.observation.get("generator", "exact") not in ("exact", "model"):
         raise ConfigError(

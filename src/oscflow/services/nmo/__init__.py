@@ -168,21 +168,11 @@ def summary(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _argv(words: list[str], overrides: list[str]) -> list[str]:
-    if words:
-        from ...errors import UsageError
-
-        raise UsageError("usage: oscflow nmo [model=<uri>] [key=value ...]. Fix: drop the word(s)")
-    return [f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides]
-
-
 COMMAND = Command(
-    summary="mass-ordering sensitivity (Asimov vs exposure, toys): model=<uri with an IO pair> "
-    "nmo.toys=N",
+    summary="mass-ordering sensitivity (Asimov vs exposure, toys): model_uri=<uri with an IO "
+    "pair> nmo.toys=N",
     run=_cli,
     human=summary,
-    argv=_argv,
-    shorthands=[("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")],
 )
 
 __all__ = ["COMMAND", "JOB", "ROUTES", "has_pair", "promotion_overrides", "record"]

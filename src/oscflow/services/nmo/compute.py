@@ -95,7 +95,7 @@ def check_request(cfg: DictConfig) -> None:
         raise ConfigError(
             "model",
             "predictor=surrogate needs a model",
-            "give model=models:/juno-spectrum@champion",
+            "give model_uri=models:/juno-spectrum@champion",
         )
     probe = with_overrides(cfg, orderings=False)
     fs = setup(with_overrides(probe, observation__kind="asimov"))

@@ -52,7 +52,7 @@ def record(cfg: DictConfig, tags: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _argv(words: list[str], overrides: list[str]) -> list[str]:
-    """``oscflow sensitivity <analysis> [model=<uri>] ...``."""
+    """``oscflow sensitivity <analysis> [key=value ...]``: the word is ``analysis``."""
     if len(words) != 1:
         from ...errors import UsageError
 
@@ -60,9 +60,7 @@ def _argv(words: list[str], overrides: list[str]) -> list[str]:
             "usage: oscflow sensitivity solar [key=value ...] [--json]. Fix: name one analysis "
             "(solar)"
         )
-    return [f"analysis={words[0]}"] + [
-        f"model_uri={a[6:]}" if a.startswith("model=") else a for a in overrides
-    ]
+    return [f"analysis={words[0]}", *overrides]
 
 
 def _cli(cfg: DictConfig) -> dict[str, Any]:
@@ -82,5 +80,4 @@ COMMAND = Command(
     human=_human,
     argv=_argv,
     usage="solar",
-    shorthands=[("model=<uri>", "model_uri=<uri> (conf/model/ is the training group)")],
 )
