@@ -56,8 +56,11 @@ derivative has n/μ²); errors from it differ from HESSE's by up to several per 
 
     H = Jᵀ diag(f″) J + Σ_b f′(μ_b) ∂²μ_b/∂θ∂θ + prior terms,
 
-with ∂²μ from forward differences of the supplied Jacobian: P extra batched model calls (one
-per free parameter), step 1e-4 of the parameter's Fisher error, taken inwards at an upper bound.
+with ∂²μ from forward differences of the supplied Jacobian: one extra batched model call per
+free parameter, step 1e-4 of the parameter's Fisher error, taken inwards at an upper bound.
+Parameters declared ``linear`` (μ jointly affine in them: ∂²μ/∂θ_i∂θ_j = 0 for i, j both
+linear, e.g. normalisations) need no call: their mixed terms with the others come from the
+others' differences by symmetry, and among themselves they vanish.
 The finite-difference error enters only through the residual weights f′(μ), small at the
 minimum, and vanishes for a model linear in θ (the Hessian is then exact). ``hessian="fisher"``
 uses H_F (no extra calls). A Hessian that is not positive definite on the free parameters sets
@@ -377,7 +380,12 @@ def _minimize_chunk(
 
 
 def _hessian(
-    prob: _Problem, theta: FloatArray, mu: FloatArray, jac: FloatArray, exact: bool
+    prob: _Problem,
+    theta: FloatArray,
+    mu: FloatArray,
+    jac: FloatArray,
+    exact: bool,
+    linear: BoolArray,
 ) -> tuple[FloatArray, FloatArray, IntArray]:
     """(H (M, P, P), Fisher conditional errors (M, P), model calls per fit)."""
     m, p = theta.shape
@@ -392,9 +400,9 @@ def _hessian(
     zero = np.zeros_like(theta)
     h = prob.add_prior(zero, h, theta, rows)[1]
     second = np.zeros((m, p, p))
-    for j in range(p):  # P calls, each batched over all fits of the chunk
+    for j in range(p):  # one call per free non-linear parameter, batched over the chunk
         free_j = prob.free[:, j]
-        if not free_j.any():
+        if linear[j] or not free_j.any():
             continue
         step = FD_STEP * np.where(np.isfinite(sigma_f[:, j]), sigma_f[:, j], 1.0)
         step = np.where(theta[:, j] + step > prob.upper[:, j], -step, step)
@@ -407,6 +415,10 @@ def _hessian(
         safe = np.where(step != 0, step, 1.0)
         dj = (jac_j - jac) / safe[:, None, None]  # ∂J/∂θ_j: (M, B, P)
         second[:, :, j] = np.where(free_j[:, None], _jt_v(dj, d1), 0.0)
+    lin, other = np.flatnonzero(linear), np.flatnonzero(~linear)
+    second[:, other[:, None], lin[None, :]] = second[:, lin[:, None], other[None, :]].transpose(
+        0, 2, 1
+    )
     h = h + 0.5 * (second + second.transpose(0, 2, 1))
     return h, sigma_f, calls
 
@@ -446,6 +458,7 @@ def fit_batch(
     max_iter: int = 200,
     hessian: Literal["exact", "fisher"] = "exact",
     chunk: int = 2048,
+    linear: ArrayLike | None = None,
 ) -> BatchFitResult:
     """Minimise ``statistic`` of ``data`` against ``model`` for N fits at once.
 
@@ -456,8 +469,11 @@ def fit_batch(
     ((θ − c)/s)². ``fixed``: bool (P,) or (N, P), True keeps the parameter at its start.
     ``statistic``: a name of ``stats.likelihood.TERMS`` (default Baker–Cousins ``poisson``).
     ``tolerance``: MIGRAD's; converged when EDM < 0.002 · tolerance (errordef 1).
-    ``hessian``: "exact" (P extra model calls per chunk) or "fisher" for the errors.
+    ``hessian``: "exact" (one extra model call per free parameter not ``linear``, per chunk)
+    or "fisher" for the errors.
     ``chunk``: at most this many fits are in memory at a time.
+    ``linear``: bool (P,), parameters in which μ is jointly affine (module docstring); a wrong
+    declaration gives wrong errors, so declare only what holds by construction.
 
     The module docstring describes the algorithm and the flags of ``BatchFitResult``.
     """
@@ -508,6 +524,10 @@ def fit_batch(
     s = np.where(has_prior, s, 1.0)
     free = ~fix & (lo < hi)
     edm_max = EDM_FACTOR * tolerance * ERRORDEF
+    affine = np.zeros(p, dtype=bool) if linear is None else np.asarray(linear, dtype=bool)
+    if affine.shape != (p,):
+        msg = f"linear must be a bool array of shape ({p},), got {affine.shape}"
+        raise ValueError(msg)
 
     counts_all = np.broadcast_to(n_arr, (n_fits, n_arr.shape[-1]))
     parts: list[dict[str, np.ndarray]] = []
@@ -518,7 +538,9 @@ def fit_batch(
             model, counts, lo[sl], hi[sl], free[sl], c[sl], s[sl], has_prior[sl], statistic
         )
         res = _minimize_chunk(prob, th0[sl], edm_max, max_iter)
-        h, sigma_f, calls = _hessian(prob, res["theta"], res["mu"], res["jac"], hessian == "exact")
+        h, sigma_f, calls = _hessian(
+            prob, res["theta"], res["mu"], res["jac"], hessian == "exact", affine
+        )
         cov, failed = _errors(h, prob.free)
         margin = LIMIT_MARGIN * sigma_f
         th = res["theta"]

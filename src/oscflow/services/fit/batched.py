@@ -191,6 +191,7 @@ def fit_toys(
         tolerance=tolerance,
         max_iter=200 if max_calls is None else int(max_calls),
         hessian=hessian,
+        linear=model.linear(),
     )
     edge = at_training_range_edge(model, res.values)
     valid = res.valid & ~edge

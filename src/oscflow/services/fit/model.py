@@ -165,6 +165,15 @@ class FitModel:
             jac[:, :, [i for i, q in enumerate(self.parameters) if q.fixed]] = 0.0
         return flux * reactors + w @ self._bkg_matrix, jac
 
+    def linear(self) -> NDArray[np.bool_]:
+        """(P,) True for the reactor-flux and background normalisations: μ above is jointly
+        affine in them (the batched fitter's exact Hessian needs no model call for them)."""
+        out = np.zeros(len(self.names), dtype=bool)
+        for i in [self._flux, *self._bkg_index]:
+            if i is not None:
+                out[i] = True
+        return out
+
     def expected(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Expected counts (K,) for one parameter vector (P,)."""
         return self.expected_batch(np.asarray(x, dtype=np.float64)[None, :])[0]
