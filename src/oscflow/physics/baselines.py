@@ -4,10 +4,10 @@ At short baselines the oscillation length, 2.48 m · E[MeV] / Δm²[eV²] (3–1
 and Δm² ≈ 10 eV²), is comparable to the size of a detector: the probability must be averaged
 over the distribution of source–detector distances L, weighted by the flux 1/(4πL²).
 
-``cylinder_baselines`` integrates a detector cylinder (uniform target density) against a
-Gaussian source blob by deterministic quadrature (Gauss–Legendre in radius and height, uniform
-in azimuth, Gauss–Hermite per source axis) and histograms L into equal bins of width ``width``
-(m), each bin treated as uniform in L. The result, ``BaselineDistribution``, gives
+``cylinder_baselines`` computes, for a detector cylinder (uniform target density) and a
+Gaussian source blob, the detector volume within distance L of the source (an exact lens area
+integrated over height, Gauss–Hermite over the source) at equal steps ``width`` (m) of L: each
+bin's volume, weighted by 1/L², treated as uniform in L. The result, ``BaselineDistribution``, gives
 
 - ``flux_factor``: ⟨1/(4πL²)⟩ over the detector volume and source, in cm⁻², and
 - ``mean_cos(κ)``: ⟨cos κL⟩ with weights ∝ 1/L², exactly for the binned distribution:
@@ -73,17 +73,38 @@ class BaselineDistribution:
         return out.reshape(k.shape)
 
 
+def _lens_area(d: NDArray[np.float64], r: float, rho: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Area of the intersection of a disk of radius ``r`` and a disk of radius ``rho`` whose
+    centres are ``d`` apart (the circle–circle lens, e.g. Weisstein, MathWorld "Lens")."""
+    d, rho = np.broadcast_arrays(np.asarray(d, np.float64), np.asarray(rho, np.float64))
+    out = np.zeros(d.shape)
+    inside = d <= np.abs(r - rho)
+    out[inside] = np.pi * np.minimum(r, rho[inside]) ** 2
+    lens = ~inside & (d < r + rho)
+    dd, pp = d[lens], rho[lens]
+    c1 = np.clip((dd**2 + r**2 - pp**2) / (2 * dd * r), -1.0, 1.0)
+    c2 = np.clip((dd**2 + pp**2 - r**2) / (2 * dd * pp), -1.0, 1.0)
+    k = (-dd + r + pp) * (dd + r - pp) * (dd - r + pp) * (dd + r + pp)
+    out[lens] = r**2 * np.arccos(c1) + pp**2 * np.arccos(c2) - 0.5 * np.sqrt(np.maximum(k, 0))
+    return out
+
+
 def cylinder_baselines(
     distance_m: float,
     radius_m: float,
     height_m: float,
     source_sigma_m: float = 0.0,
     width: float = 0.02,
-    nodes: int = 24,
+    nodes: int = 192,
 ) -> BaselineDistribution:
     """The flux-weighted baseline distribution of a cylindrical detector (radius, height, m)
     whose centre is ``distance_m`` from the centre of a Gaussian source of σ ``source_sigma_m``.
-    """
+
+    For a source point at distance D' from the cylinder's axis, the detector volume within L of
+    it is V(L) = ∫ dz A(z, √(L² − z²)), A the area of the lens between the cylinder's disk and
+    the circle of radius √(L² − z²) (``_lens_area``, exact), z by ``nodes``-point Gauss–Legendre;
+    a bin's flux weight is ΔV/L² (bin centre; the 1/L² variation across a 2 cm bin at 20 m is
+    0.2 %). Source points: Gauss–Hermite, 5 per axis."""
     for name, v in (("distance", distance_m), ("radius", radius_m), ("height", height_m)):
         if not v > 0:
             msg = f"{name} {v} m must be > 0"
@@ -94,41 +115,36 @@ def cylinder_baselines(
     if radius_m >= distance_m or height_m / 2 >= distance_m:
         msg = "the detector must not contain the source (distance > radius and height/2)"
         raise ValueError(msg)
-    xg, wg = np.polynomial.legendre.leggauss(nodes)
-    r = 0.5 * radius_m * (xg + 1.0)
-    wr = 0.5 * radius_m * wg * r  # ∫ r dr
-    z = 0.5 * height_m * xg
-    wz = 0.5 * height_m * wg
-    n_phi = 4 * nodes
-    phi = 2.0 * np.pi * (np.arange(n_phi) + 0.5) / n_phi
-    wphi = np.full(n_phi, 2.0 * np.pi / n_phi)
-    # Detector points: line of sight along x, cylinder axis along z.
-    rr, pp, zz = np.meshgrid(r, phi, z, indexing="ij")
-    w_det = (wr[:, None, None] * wphi[None, :, None] * wz[None, None, :]).reshape(-1)
-    det = np.stack([distance_m + rr * np.cos(pp), rr * np.sin(pp), zz], axis=-1).reshape(-1, 3)
     if source_sigma_m > 0:
         xh, wh = np.polynomial.hermite_e.hermegauss(5)  # weight e^(−x²/2)
         wh = wh / wh.sum()
-        sx, sy, sz = np.meshgrid(xh, xh, xh, indexing="ij")
-        src = source_sigma_m * np.stack([sx, sy, sz], axis=-1).reshape(-1, 3)
+        sx, sy, sz = (a.reshape(-1) for a in np.meshgrid(xh, xh, xh, indexing="ij"))
         w_src = (wh[:, None, None] * wh[None, :, None] * wh[None, None, :]).reshape(-1)
+        offsets = source_sigma_m * np.stack([sx, sy, sz], axis=-1)
     else:
-        src = np.zeros((1, 3))
-        w_src = np.ones(1)
-    dist = np.sqrt(((det[:, None, :] - src[None, :, :]) ** 2).sum(axis=-1)).reshape(-1)
-    w = (w_det[:, None] * w_src[None, :]).reshape(-1)
-    w = w / w.sum()
-    flux_w = w / dist**2
-    flux_factor = float(flux_w.sum() / (4.0 * np.pi * M_TO_CM**2))
-    lo = np.floor(dist.min() / width) * width
-    n_bins = int(np.ceil((dist.max() - lo) / width)) + 1
-    idx = np.minimum(((dist - lo) / width).astype(np.int64), n_bins - 1)
-    mass = np.bincount(idx, weights=flux_w, minlength=n_bins)
-    keep = mass > 0
-    centres = lo + (np.arange(n_bins) + 0.5) * width
+        offsets, w_src = np.zeros((1, 3)), np.ones(1)
+    reach = np.sqrt((distance_m + radius_m) ** 2 + (height_m / 2) ** 2) + 6 * source_sigma_m
+    near = max(distance_m - radius_m - 6 * source_sigma_m, width)
+    lo = np.floor(near / width) * width
+    edges = lo + width * np.arange(int(np.ceil((reach - lo) / width)) + 1)
+    xg, wg = np.polynomial.legendre.leggauss(nodes)
+    volume = np.zeros(edges.size)
+    for (ox, oy, oz), ws in zip(offsets, w_src, strict=True):
+        axis = np.hypot(distance_m + ox, oy)  # source to the cylinder's axis
+        z = 0.5 * height_m * xg - oz  # heights of the detector relative to the source
+        wz = 0.5 * height_m * wg
+        rho = np.sqrt(np.maximum(edges[:, None] ** 2 - z[None, :] ** 2, 0.0))
+        area = _lens_area(np.full(rho.shape, axis), radius_m, rho)
+        volume += ws * (area @ wz)
+    mass = np.diff(volume)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    flux = mass / centres**2
+    total_volume = np.pi * radius_m**2 * height_m
+    flux_factor = float(flux.sum() / total_volume / (4.0 * np.pi * M_TO_CM**2))
+    keep = flux > 0
     return BaselineDistribution(
         baselines=centres[keep],
-        weights=mass[keep] / mass.sum(),
+        weights=flux[keep] / flux.sum(),
         width=float(width),
         flux_factor=flux_factor,
     )

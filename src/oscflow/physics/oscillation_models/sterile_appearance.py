@@ -11,7 +11,7 @@ The same for neutrinos and antineutrinos (no CP violation in one-mass-scale domi
 matter at these baselines (tens of metres).
 
 Averaging over a baseline distribution (``physics.baselines``): with sin²φ = (1 − cos 2φ)/2,
-⟨P⟩ = sin²2θ_μe · (1 − ⟨cos κL⟩)/2, κ = 4 · 1.26693 · Δm²/E per metre, so that at large Δm²
+⟨P⟩ = sin²2θ_μe · (1 − ⟨cos κL⟩)/2, κ = 2 · 1.26693 · Δm²/E per metre (2φ = κL), so that at large Δm²
 (⟨cos κL⟩ → 0) ⟨P⟩ → sin²2θ_μe / 2.
 
 Parameters: ``sin2_2th_mue`` ∈ [0, 1] and ``dm2_41`` ≥ 0 (eV²).
@@ -90,5 +90,5 @@ class SterileAppearance(OscillationModel):
     ) -> NDArray[np.float64]:
         """⟨P⟩ over the flux-weighted baseline ``distribution``, shape (B, N)."""
         s, d = self._columns(params)
-        kappa = 4.0 * PHASE_PER_M * d / np.asarray(energy, dtype=np.float64)
+        kappa = 2.0 * PHASE_PER_M * d / np.asarray(energy, dtype=np.float64)  # cos 2φ = cos κL
         return np.asarray(s * 0.5 * (1.0 - distribution.mean_cos(kappa)), dtype=np.float64)
