@@ -92,21 +92,24 @@ def _plot(
     pairs: Any,
     by_source: dict[str, Any],
 ) -> str | None:
-    """PNG of the spectrum by source with the other mass ordering as the residual reference."""
+    """PNG of the spectrum by source with the other mass ordering as the residual reference
+    (none for an experiment with one ordering, ``Experiment.orderings``)."""
     if not cfg.plot:
         return None
     from .plots.spectrum import plot_spectrum
 
     ordering = experiment.settings.ordering
     other = "inverted" if ordering == "normal" else "normal"
-    alt = experiment.with_ordering(other)
-    alt_predictor, _ = alt.exact_predictor(edges, energy, str(cfg.method), pairs)
-    alt_pred = alt.predict(params, exposure, alt_predictor)
+    reference = None
+    if other in experiment.orderings:  # an experiment insensitive to the ordering has none
+        alt = experiment.with_ordering(other)
+        alt_predictor, _ = alt.exact_predictor(edges, energy, str(cfg.method), pairs)
+        reference = alt.predict(params, exposure, alt_predictor).counts[0]
     path = plot_spectrum(
         cfg.plot,
         edges,
         by_source,
-        reference=alt_pred.counts[0],
+        reference=reference,
         reference_label={"normal": "NO", "inverted": "IO"}[other],
         title=f"{experiment.name}: {ordering} ordering, {exposure.days:g} days",
         energy_label="prompt energy [MeV]" if energy == "prompt" else "neutrino energy [MeV]",
