@@ -50,7 +50,10 @@ import numpy as np
 from _timing import Job, Timing, describe_threads, environment, fmt_rate, measure, warn_if_loaded
 from oscflow.config import bin_edges, load
 from oscflow.experiments import load_experiment
-from oscflow.physics.predictors import OSCILLATION_PARAMETERS, total
+from oscflow.physics.oscillation_models import get as oscillation_model
+from oscflow.physics.predictors import total
+
+OSCILLATION_PARAMETERS = oscillation_model("three_flavour").parameters
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ from _timing import (
 )
 from oscflow.config import bin_edges, load
 from oscflow.experiments import load_experiment
-from oscflow.physics.predictors import OSCILLATION_PARAMETERS
+from oscflow.physics.oscillation_models import get as oscillation_model
+
+OSCILLATION_PARAMETERS = oscillation_model("three_flavour").parameters
 
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "seed_mlp": {"hidden": [400, 400], "activation": "relu"},

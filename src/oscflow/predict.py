@@ -9,10 +9,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from .config import bin_edges
-from .data.simulate import load_pairs
+from .data.simulate import pairs_loader
 from .errors import ConfigError
 from .experiments import load_experiment
-from .physics.predictors import MCPairs
 
 PREDICTORS = ("exact", "surrogate")
 
@@ -46,15 +45,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
     edges = bin_edges(cfg.binning)
     energy = str(cfg.energy)
-    pairs = None
+    pairs: Any = None
     if cfg.predictor == "surrogate":
         by_source, predictor_info = _surrogate_reactors(cfg, params, exposure, edges, energy)
         if cfg.backgrounds:
             by_source.update(experiment.background_spectra(edges, exposure.days, energy))
     else:
-        need_pairs = energy == "prompt" or cfg.method == "reweight"
-        pairs, pairs_from = load_pairs(cfg, experiment) if need_pairs else (None, None)
-        predictor = experiment.predictor(edges, energy, str(cfg.method), pairs)
+        pairs = pairs_loader(cfg, experiment)
+        predictor, pairs_from = experiment.exact_predictor(edges, energy, str(cfg.method), pairs)
         prediction = experiment.predict(
             params, exposure, predictor, backgrounds=bool(cfg.backgrounds)
         )
@@ -91,23 +89,27 @@ def _plot(
     exposure: Any,
     edges: Any,
     energy: str,
-    pairs: MCPairs | None,
+    pairs: Any,
     by_source: dict[str, Any],
 ) -> str | None:
-    """PNG of the spectrum by source with the other mass ordering as the residual reference."""
+    """PNG of the spectrum by source with the other mass ordering as the residual reference
+    (none for an experiment with one ordering, ``Experiment.orderings``)."""
     if not cfg.plot:
         return None
     from .plots.spectrum import plot_spectrum
 
     ordering = experiment.settings.ordering
     other = "inverted" if ordering == "normal" else "normal"
-    alt = experiment.with_ordering(other)
-    alt_pred = alt.predict(params, exposure, alt.predictor(edges, energy, str(cfg.method), pairs))
+    reference = None
+    if other in experiment.orderings:  # an experiment insensitive to the ordering has none
+        alt = experiment.with_ordering(other)
+        alt_predictor, _ = alt.exact_predictor(edges, energy, str(cfg.method), pairs)
+        reference = alt.predict(params, exposure, alt_predictor).counts[0]
     path = plot_spectrum(
         cfg.plot,
         edges,
         by_source,
-        reference=alt_pred.counts[0],
+        reference=reference,
         reference_label={"normal": "NO", "inverted": "IO"}[other],
         title=f"{experiment.name}: {ordering} ordering, {exposure.days:g} days",
         energy_label="prompt energy [MeV]" if energy == "prompt" else "neutrino energy [MeV]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,19 @@ def load_pairs(cfg: DictConfig, experiment: Any) -> tuple[MCPairs, str]:
             "give a pairs directory, or pairs=auto / pairs=simulate",
         )
     return experiment.simulate_pairs(int(cfg.mc.n_pairs), int(cfg.mc.seed)), "simulated"
+
+
+def pairs_loader(cfg: DictConfig, experiment: Any) -> Callable[[], tuple[MCPairs, str]]:
+    """A loader for ``Experiment.exact_predictor``: :func:`load_pairs` on its first call (only
+    if the predictor needs MC pairs), the same pairs on later calls (e.g. both orderings)."""
+    cache: list[tuple[MCPairs, str]] = []
+
+    def load() -> tuple[MCPairs, str]:
+        if not cache:
+            cache.append(load_pairs(cfg, experiment))
+        return cache[0]
+
+    return load
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -1,11 +1,32 @@
-"""What every experiment plug-in provides: a parameter space and an exact truth model."""
+"""The experiment contract: everything the platform calls on an experiment plug-in.
+
+An experiment is one plug-in (``experiments/<name>/``, a module with ``build(cfg)``) and one
+config group (``conf/experiment/<name>.yaml``). The services, the data stages and the command
+line call only what :class:`Experiment` declares here; ``tests/test_experiment_contract.py``
+runs the same checks against every registered experiment and a minimal stub.
+
+What a plug-in states (each member documented on :class:`Experiment`):
+
+- identity and parameter space: ``name``, ``cfg``, ``parameters`` (``ParameterSpec`` with
+  nominal, σ, bounds, unit, source, kind ``oscillation`` or ``detector``), ``validate_params``;
+- oscillation: ``settings`` (``ordering``, ``matter``), ``oscillation_model`` (the name of a
+  ``physics.oscillation_models`` model), ``orderings`` and ``with_ordering``;
+- exposure: ``exposure(days, efficiency)``;
+- sources: ``source_names`` (signal groups of the predictor, then backgrounds);
+- the exact predictor: ``energy_variables``, ``methods``, ``check_edges``, ``needs_pairs``,
+  ``simulate_pairs`` (detector MC, where the predictor needs it), ``predictor`` and the one
+  entry point the platform uses, ``exact_predictor``;
+- backgrounds: ``background_spectra``; a prediction by source: ``predict``;
+- observation: ``observed_counts`` (released data), ``statistics``, ``own_fit``;
+- services: ``services`` (which platform services apply, with their overrides).
+"""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigError
 from ..physics.oscillation import ORDERINGS, is_ordering
+from ..physics.oscillation_models import DEFAULT_MODEL, OscillationModel
 from ..physics.predictors import MCPairs
 from ..physics.rates import Exposure
 
@@ -199,6 +221,22 @@ def _by_ordering(cfg: Mapping[str, Any], path: str) -> dict[str, tuple[float, fl
     return out
 
 
+def check_oscillation_parameters(
+    specs: Mapping[str, ParameterSpec], model: OscillationModel
+) -> None:
+    """The ``kind: oscillation`` parameters of an experiment must be exactly the parameters of
+    its oscillation model (``experiment.oscillation.model``): a ConfigError naming both."""
+    declared = [k for k, s in specs.items() if s.kind == "oscillation"]
+    if sorted(declared) != sorted(model.parameters):
+        raise ConfigError(
+            "experiment.parameters",
+            f"the oscillation parameters {declared} are not those of the {model.name!r} model "
+            f"({list(model.parameters)})",
+            "declare exactly the model's parameters with kind: oscillation, or choose the "
+            "model in experiment.oscillation.model",
+        )
+
+
 def for_ordering(specs: Mapping[str, ParameterSpec], ordering: str) -> dict[str, ParameterSpec]:
     """``specs`` with the nominal value and σ of ``ordering`` where a parameter has one per
     ordering (``by_ordering``), unchanged otherwise."""
@@ -222,7 +260,10 @@ class ExperimentSettings(Protocol):
 
 class SpectrumPredictor(Protocol):
     """An exact predictor for one binning (``Experiment.predictor``): expected counts of each
-    source group for one or a batch of parameter points."""
+    source group for one or a batch of parameter points.
+
+    ``parameters``: every name ``predict`` accepts (the oscillation model's, all required, then
+    the optional ``detector_parameters`` that re-run the detector response)."""
 
     @property
     def edges(self) -> NDArray[np.float64]: ...
@@ -233,9 +274,20 @@ class SpectrumPredictor(Protocol):
     @property
     def groups(self) -> tuple[str, ...]: ...
 
+    @property
+    def parameters(self) -> tuple[str, ...]: ...
+
+    @property
+    def detector_parameters(self) -> tuple[str, ...]: ...
+
     def predict(
         self, params: Mapping[str, ArrayLike], exposure: Exposure
     ) -> dict[str, NDArray[np.float64]]: ...
+
+
+# Where an exact predictor gets detector-MC pairs: a loader called only if the predictor needs
+# them (``Experiment.needs_pairs``), returning the pairs and where they came from.
+PairsLoader = Callable[[], tuple[MCPairs, str]]
 
 
 @dataclass(frozen=True)
@@ -255,31 +307,108 @@ class Prediction:
 
 
 class Experiment(abc.ABC):
-    """An experiment plug-in: parameters, MC generation and exact truth predictors."""
+    """An experiment plug-in: parameter space, exposure, sources, exact predictors,
+    backgrounds, observation and the services that apply (see the module docstring).
+
+    Class/instance attributes every plug-in sets: ``name`` (the plug-in's module name, as in
+    ``experiment.name``), ``cfg`` (its ``experiment`` config node), ``parameters`` (name →
+    ``ParameterSpec``, from ``parameter_specs(cfg["parameters"])``) and ``settings``
+    (``ordering``, ``matter``: recorded with every prediction and surrogate)."""
 
     name: str
+    cfg: Mapping[str, Any]
     parameters: dict[str, ParameterSpec]
     settings: ExperimentSettings
+    # What ``predictor`` accepts: energy variables of the binning and computation methods.
+    energy_variables: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ oscillation, orderings
+
+    @property
+    def oscillation_model(self) -> str:
+        """The name of the oscillation model (``physics.oscillation_models``) the truth model
+        computes, from ``experiment.oscillation.model`` (default ``three_flavour``)."""
+        osc = self.cfg.get("oscillation") or {}
+        return str(osc.get("model", DEFAULT_MODEL))
+
+    @property
+    def orderings(self) -> tuple[str, ...]:
+        """The mass orderings ``with_ordering`` accepts (default: only the configured one; an
+        experiment insensitive to the ordering keeps that)."""
+        return (str(self.settings.ordering),)
 
     @abc.abstractmethod
     def with_ordering(self, ordering: str) -> Experiment:
-        """The same experiment with the given mass ordering."""
+        """The same experiment with the given mass ordering (one of ``orderings``), and that
+        ordering's nominal values; ConfigError or ValueError for any other."""
+
+    # ------------------------------------------------------------------ exposure and sources
 
     @abc.abstractmethod
     def exposure(self, days: float, efficiency: float) -> Exposure:
-        """The checked exposure (live days, selection efficiency) of a prediction."""
+        """The checked exposure (live days, selection efficiency) of a prediction; an exposure
+        the experiment cannot take is a ConfigError naming ``exposure``."""
+
+    @abc.abstractmethod
+    def source_names(self) -> tuple[str, ...]:
+        """Names of all reported sources: the predictor's signal groups, then backgrounds."""
+
+    # ------------------------------------------------------------------ exact predictor
+
+    def check_edges(self, edges: NDArray[np.float64], energy: str) -> None:  # noqa: B027
+        """Raise ConfigError if the binning ``edges`` (from ``config.bin_edges``) lie outside
+        what the truth model covers. Default: any window ``config.bin_edges`` accepts."""
+
+    def needs_pairs(self, energy: str, method: str) -> bool:  # noqa: ARG002 - the Experiment interface
+        """Whether ``predictor(energy=…, method=…)`` needs detector-MC pairs (the DVC
+        ``simulate`` stage's output). Default: no detector MC."""
+        return False
+
+    def simulate_pairs(
+        self,
+        n: int,
+        seed: int,
+        chunk: int = 1_000_000,  # noqa: ARG002 - the Experiment interface
+        progress: Callable[[int], None] | None = None,  # noqa: ARG002
+    ) -> MCPairs:
+        """``n`` detector-MC (E_ν, E_rec) pairs drawn with ``seed`` (the ``simulate`` stage),
+        for experiments whose predictor ``needs_pairs``. Default: none (ConfigError)."""
+        del n, seed
+        raise ConfigError(
+            "experiment.name",
+            f"{self.name} has no detector Monte Carlo: its exact predictor needs no MC pairs",
+            "skip the simulate stage for this experiment",
+        )
 
     @abc.abstractmethod
     def predictor(
         self, edges: ArrayLike, energy: str, method: str, pairs: MCPairs | None
     ) -> SpectrumPredictor:
-        """An exact predictor of the signal groups for the binning ``edges``."""
+        """An exact predictor of the signal groups for the binning ``edges`` in the energy
+        variable ``energy`` (one of ``energy_variables``) by ``method`` (one of ``methods``);
+        ``pairs`` where ``needs_pairs``. Unknown energy or method, or a binning outside the
+        model (``check_edges``): ConfigError."""
+
+    def exact_predictor(
+        self, edges: ArrayLike, energy: str, method: str, pairs: PairsLoader | None = None
+    ) -> tuple[SpectrumPredictor, str | None]:
+        """The exact predictor of this experiment for a binning and energy variable, and where
+        its MC pairs came from (None: it needs none). The one entry point of the platform: MC
+        pairs are loaded (``pairs()``) only if ``needs_pairs(energy, method)`` says so."""
+        loaded, origin = (None, None)
+        if self.needs_pairs(energy, method) and pairs is not None:
+            loaded, origin = pairs()
+        return self.predictor(edges, energy, method, loaded), origin
+
+    # ------------------------------------------------------------------ backgrounds, prediction
 
     @abc.abstractmethod
     def background_spectra(
         self, edges: NDArray[np.float64], days: float, energy: str
     ) -> dict[str, NDArray[np.float64]]:
-        """Expected background counts per bin, by background."""
+        """Expected background counts per bin, by background, for ``days`` of exposure (empty
+        where the backgrounds are part of the predictor's groups)."""
 
     @abc.abstractmethod
     def predict(
@@ -306,14 +435,7 @@ class Experiment(abc.ABC):
             out[key] = self.parameters[key].check(value, f"{prefix}.{key}")
         return out
 
-    def check_edges(self, edges: NDArray[np.float64], energy: str) -> None:  # noqa: B027
-        """Raise ConfigError if the binning ``edges`` (from ``config.bin_edges``) lie outside
-        what the truth model covers. Default: any window ``config.bin_edges`` accepts."""
-
-    def needs_pairs(self, energy: str, method: str) -> bool:  # noqa: ARG002 - the Experiment interface
-        """Whether ``predictor(energy=…, method=…)`` needs detector-MC pairs (the DVC
-        ``simulate`` stage's output)."""
-        return False
+    # ------------------------------------------------------------------ observation
 
     def observed_counts(self) -> tuple[NDArray[np.float64], str]:
         """The experiment's released data (counts per bin) and where they came from."""
@@ -337,6 +459,14 @@ class Experiment(abc.ABC):
         """The truth model's own fit of ``kind`` data (a referee beside ours), if it has one."""
         return None
 
-    @abc.abstractmethod
-    def source_names(self) -> tuple[str, ...]:
-        """Names of all reported sources (signal groups and backgrounds)."""
+    # ------------------------------------------------------------------ services
+
+    @property
+    def services(self) -> dict[str, list[str]] | None:
+        """The platform services its registered models get, with the overrides of their runs
+        (``experiment.services``); None: every routed service, as is. The event workers read the
+        same block from the model version's config (``events/jobs.experiment_overrides``)."""
+        block = self.cfg.get("services")
+        if block is None:
+            return None
+        return {str(k): [str(o) for o in (v or [])] for k, v in block.items()}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import ibd, reactor
+from . import decay_at_rest, ibd, reactor
 from .constants import M_ELECTRON
 
 ShapeFn = Callable[..., NDArray[np.float64]]
@@ -136,6 +136,32 @@ def gaussian_lines(
     for m, s, w in zip(means, widths, weights, strict=True):
         out += w * np.exp(-0.5 * ((e - m) / s) ** 2) / s
     return out
+
+
+@shape("dar_intrinsic_nuebar")
+def dar_intrinsic_nuebar(e: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Intrinsic beam ν̄ₑ at a μDAR source (μ⁻ decaying at rest before capture): the ν̄ₑ
+    Michel spectrum 12x²(1 − x) (``decay_at_rest.nue_spectrum``) times σ_IBD, in prompt energy
+    E_ν − 0.782 MeV (zeroth-order IBD kinematics; ``smear: true`` adds the resolution)."""
+    enu = np.asarray(e, dtype=np.float64) + ibd.PROMPT_OFFSET
+    return decay_at_rest.nue_spectrum(enu) * ibd.cross_section(enu)
+
+
+# ¹²C(ν_e, e⁻)¹²N_g.s.: Q = M(¹²N) − M(¹²C) = 17.338 MeV (atomic mass excess of ¹²N,
+# AME2020: M. Wang et al., Chin. Phys. C 45, 030003 (2021)).
+CNGS_Q = 17.338  # MeV
+
+
+@shape("dar_cngs")
+def dar_cngs(e: NDArray[np.float64]) -> NDArray[np.float64]:
+    """¹²C(ν_e, e⁻)¹²N_g.s. from μDAR ν_e: the electron's kinetic energy T = E_ν − Q
+    (recoil neglected), ν_e Michel spectrum 12x²(1 − x) times an allowed (Gamow–Teller)
+    cross-section ∝ pₑEₑ (Fermi function neglected)."""
+    t = np.asarray(e, dtype=np.float64)
+    enu = t + CNGS_Q
+    ee = t + M_ELECTRON
+    pe = np.sqrt(np.clip(ee**2 - M_ELECTRON**2, 0.0, None))
+    return np.where(t > 0, decay_at_rest.nue_spectrum(enu) * pe * ee, 0.0)
 
 
 def _smear(

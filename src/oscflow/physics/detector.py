@@ -38,6 +38,10 @@ from numpy.typing import ArrayLike, NDArray
 from . import ibd
 from .constants import M_ELECTRON
 
+# The DetectorConfig fields that ``reconstruct`` reads: changing one re-reconstructs the same MC
+# events (the detector inputs a predictor and a surrogate may vary).
+RECONSTRUCTION_PARAMETERS: tuple[str, ...] = ("escale", "res_a", "res_b", "res_c")
+
 
 @dataclass(frozen=True)
 class DetectorConfig:

@@ -14,9 +14,11 @@ Two independent routes from the same Monte Carlo (E_ν, E_rec) pairs to the spec
 With ``energy="neutrino"`` the output is binned in E_ν and (b) integrates the rate density
 exactly by Gauss–Legendre quadrature (no MC at all).
 
-Parameters are passed as a mapping of name → array (B,) (or scalars): the oscillation
-parameters of ``OSCILLATION_PARAMETERS`` and, optionally, detector parameters of
-``DETECTOR_PARAMETERS`` which re-reconstruct every event (common random numbers).
+Parameters are passed as a mapping of name → array (B,) (or scalars): the parameters of the
+oscillation model named by ``OscillationSettings.model`` (``physics.oscillation_models``; the
+predictor's ``parameters``) and, optionally, the detector parameters of
+``detector.RECONSTRUCTION_PARAMETERS`` (``detector_parameters``), which re-reconstruct every
+event (common random numbers).
 Counts are events for the given ``Exposure``; results are a mapping group → array (B, K).
 """
 
@@ -30,22 +32,13 @@ from typing import Literal, TypeGuard
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import ibd
+from . import ibd, oscillation_models
 from .constants import IBD_THRESHOLD
-from .detector import DetectorConfig, EventSample, reconstruct
-from .oscillation import (
-    CRUST_DENSITY,
-    CRUST_ELECTRON_FRACTION,
-    Ordering,
-    OscillationParameters,
-    _probability_from_eigen,
-    matter_eigensystem,
-)
+from .detector import RECONSTRUCTION_PARAMETERS, DetectorConfig, EventSample, reconstruct
+from .oscillation import CRUST_DENSITY, CRUST_ELECTRON_FRACTION, Ordering
 from .rates import Exposure
 from .reactor import Core
 
-OSCILLATION_PARAMETERS: tuple[str, ...] = ("sin2_th12", "sin2_th13", "dm2_21", "dm2_32")
-DETECTOR_PARAMETERS: tuple[str, ...] = ("escale", "res_a", "res_b", "res_c")
 EnergyVariable = Literal["prompt", "neutrino"]
 ENERGY_VARIABLES: tuple[str, ...] = ("prompt", "neutrino")
 
@@ -57,12 +50,19 @@ def is_energy_variable(value: object) -> TypeGuard[EnergyVariable]:
 
 @dataclass(frozen=True)
 class OscillationSettings:
-    """Mass ordering and matter treatment shared by all cores."""
+    """The oscillation model (``physics.oscillation_models``) and its settings shared by all
+    cores: mass ordering and matter treatment (used by ``three_flavour``)."""
 
     ordering: Ordering = "normal"
     matter: bool = True
     density: float = CRUST_DENSITY  # g/cm³
     electron_fraction: float = CRUST_ELECTRON_FRACTION
+    model: str = oscillation_models.DEFAULT_MODEL
+
+    @property
+    def oscillation(self) -> oscillation_models.OscillationModel:
+        """The registered model named by ``model`` (ConfigError if unknown)."""
+        return oscillation_models.get(self.model)
 
 
 @dataclass(frozen=True)
@@ -139,24 +139,35 @@ class ReactorSource:
 
         ``core_weight`` (C, N) is each core's share of whatever is being weighted at E.
         """
-        s12, s13, d21, d32 = (
-            np.asarray(params[k], dtype=np.float64)[:, None] for k in OSCILLATION_PARAMETERS
-        )
-        osc = OscillationParameters(s12, s13, d21, d32, ordering=settings.ordering)
-        if settings.matter:
-            weights, lams = matter_eigensystem(
-                energy, osc, settings.density, settings.electron_fraction
-            )
-        else:
-            d21, d31 = osc.splittings()
-            weights, lams = osc.electron_row(), (np.zeros_like(d21), d21, d31)
+        probability = settings.oscillation.propagator(energy, params, settings)
         out: dict[str, NDArray[np.float64]] = {}
-        inv_e = 1.0 / energy
         for c, core in enumerate(self.cores):
-            p = _probability_from_eigen(weights, lams, core.baseline_km * inv_e)
+            p = probability(core.baseline_km)
             term = core_weight[c] * p
             out[core.group] = out[core.group] + term if core.group in out else term
         return out
+
+
+def check_params(
+    params: Mapping[str, ArrayLike],
+    model: oscillation_models.OscillationModel,
+    optional: tuple[str, ...] = (),
+) -> tuple[dict[str, NDArray[np.float64]], int]:
+    """``params`` as a batch (``as_batch``) after checking that it holds every parameter of the
+    oscillation ``model`` and otherwise only ``optional`` names (ValueError naming them)."""
+    required = model.parameters
+    missing = [k for k in required if k not in params]
+    if missing:
+        msg = (
+            f"missing oscillation parameters {missing}; the {model.name} model takes all of "
+            f"{required}"
+        )
+        raise ValueError(msg)
+    unknown = set(params) - set(required) - set(optional)
+    if unknown:
+        msg = f"unknown parameters {sorted(unknown)}; allowed: {required + optional}"
+        raise ValueError(msg)
+    return as_batch(params)
 
 
 def as_batch(params: Mapping[str, ArrayLike]) -> tuple[dict[str, NDArray[np.float64]], int]:
@@ -173,12 +184,12 @@ def as_batch(params: Mapping[str, ArrayLike]) -> tuple[dict[str, NDArray[np.floa
 def _detector_for(
     base: DetectorConfig, params: Mapping[str, NDArray[np.float64]], i: int
 ) -> DetectorConfig:
-    updates = {k: float(params[k][i]) for k in DETECTOR_PARAMETERS if k in params}
+    updates = {k: float(params[k][i]) for k in RECONSTRUCTION_PARAMETERS if k in params}
     return dataclasses.replace(base, **updates) if updates else base
 
 
 def _detector_key(params: Mapping[str, NDArray[np.float64]], i: int) -> tuple[float, ...]:
-    return tuple(float(params[k][i]) for k in DETECTOR_PARAMETERS if k in params)
+    return tuple(float(params[k][i]) for k in RECONSTRUCTION_PARAMETERS if k in params)
 
 
 class _Predictor:
@@ -204,23 +215,19 @@ class _Predictor:
         self.settings = settings
         self.detector = detector
 
+    detector_parameters: tuple[str, ...] = RECONSTRUCTION_PARAMETERS
+
     @property
     def groups(self) -> tuple[str, ...]:
         return self.source.groups
 
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The oscillation model's parameters (all required) and the optional detector ones."""
+        return self.settings.oscillation.parameters + self.detector_parameters
+
     def _check(self, params: Mapping[str, ArrayLike]) -> tuple[dict[str, NDArray[np.float64]], int]:
-        missing = [k for k in OSCILLATION_PARAMETERS if k not in params]
-        if missing:
-            msg = f"missing oscillation parameters {missing}; give all of {OSCILLATION_PARAMETERS}"
-            raise ValueError(msg)
-        unknown = set(params) - set(OSCILLATION_PARAMETERS) - set(DETECTOR_PARAMETERS)
-        if unknown:
-            msg = (
-                f"unknown parameters {sorted(unknown)}; allowed: "
-                f"{OSCILLATION_PARAMETERS + DETECTOR_PARAMETERS}"
-            )
-            raise ValueError(msg)
-        return as_batch(params)
+        return check_params(params, self.settings.oscillation, self.detector_parameters)
 
 
 class ReweightPredictor(_Predictor):
@@ -385,7 +392,7 @@ class ResponseMatrixPredictor(_Predictor):
         batch, size = self._check(params)
         k = len(self.edges) - 1
         out = {g: np.empty((size, k)) for g in self.groups}
-        has_det = any(name in batch for name in DETECTOR_PARAMETERS)
+        has_det = any(name in batch for name in self.detector_parameters)
         # Group rows sharing detector parameters so each matrix is built once.
         if has_det and self.energy == "prompt":
             keys = [_detector_key(batch, i) for i in range(size)]

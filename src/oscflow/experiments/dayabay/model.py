@@ -41,6 +41,8 @@ GROUP = "total"  # IBD + backgrounds, as the official χ² compares them with th
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """The official model's settings: normal ordering, vacuum (as in PRL 130, 161802)."""
+
     ordering: str = "normal"
     matter: bool = False
 
@@ -49,9 +51,11 @@ class OfficialPredictor:
     """Exact spectra from the collaboration's model, one parameter point at a time (~25 ms)."""
 
     groups = (GROUP,)
+    detector_parameters: tuple[str, ...] = ()
 
     def __init__(self, experiment: DayaBayExperiment, edges: ArrayLike, energy: str) -> None:
         self.experiment = experiment
+        self.parameters = tuple(experiment.official_paths)
         self.edges = np.asarray(edges, dtype=np.float64)
         self.energy = energy
         self._official: OfficialModel | None = None
@@ -91,6 +95,8 @@ class DayaBayExperiment(Experiment):
 
     name = "dayabay"
     settings: Settings
+    energy_variables = (ENERGY,)
+    methods = METHODS
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg

@@ -31,6 +31,7 @@ from ..base import (
     Prediction,
     SpectrumPredictor,
     check_exposure,
+    check_oscillation_parameters,
     for_ordering,
     integer,
     parameter_specs,
@@ -232,6 +233,8 @@ class JunoExperiment(Experiment):
 
     name = "juno"
     settings: OscillationSettings
+    energy_variables = ENERGY_VARIABLES
+    methods = METHODS
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -267,7 +270,9 @@ class JunoExperiment(Experiment):
             electron_fraction=_number(
                 osc, "electron_fraction", "experiment.oscillation", minimum=0.0, maximum=1.0
             ),
+            model=self.oscillation_model,
         )
+        check_oscillation_parameters(self.parameters, self.settings.oscillation)
         self.backgrounds = _backgrounds(cfg.get("backgrounds") or {}, self.detector)
         self.free_protons = _number(
             cfg, "free_protons", "experiment", positive=True, maximum=MAX_FREE_PROTONS
@@ -283,6 +288,11 @@ class JunoExperiment(Experiment):
         self.response_fine_bins = integer(
             cfg.get("response_fine_bins", 1500), "experiment.response_fine_bins", *FINE_BINS
         )
+
+    @property
+    def orderings(self) -> tuple[str, ...]:
+        """Both mass orderings (the three-flavour ν̄ₑ survival depends on it)."""
+        return ORDERINGS
 
     def with_ordering(self, ordering: str) -> JunoExperiment:
         """The same experiment with the other (or given) mass ordering, and that ordering's

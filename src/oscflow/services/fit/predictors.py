@@ -12,7 +12,6 @@ from omegaconf import DictConfig
 
 from ...errors import ConfigError
 from ...experiments.base import Experiment
-from ...physics.predictors import DETECTOR_PARAMETERS
 from ...physics.rates import Exposure
 
 PREDICTORS = ("surrogate", "exact")
@@ -94,10 +93,13 @@ class ExactPredictor:
         """``detector_inputs``: detector parameters to take as inputs (each change re-runs the
         detector reconstruction of the MC pairs: slow, used to referee surrogates that take
         them)."""
-        bad = [k for k in detector_inputs if k not in DETECTOR_PARAMETERS]
+        allowed = tuple(getattr(predictor, "detector_parameters", ()))
+        bad = [k for k in detector_inputs if k not in allowed]
         if bad:
             raise ConfigError(
-                "model", f"the exact predictor cannot vary {bad}", f"use {DETECTOR_PARAMETERS}"
+                "model",
+                f"the exact predictor cannot vary {bad}",
+                f"use {allowed}" if allowed else "take no detector inputs",
             )
         self.experiment = experiment
         self.predictor = predictor
@@ -141,12 +143,17 @@ def exact_predictor(
     detector_inputs: tuple[str, ...] = (),
     pairs_from: str | None = None,
 ) -> ExactPredictor:
-    """An exact predictor for ``experiment`` (its ordering), MC pairs read or simulated once."""
+    """An exact predictor for ``experiment`` (its ordering; ``Experiment.exact_predictor``),
+    with the given MC pairs (from ``pairs_from``) or, where it needs some, the configured ones
+    read or simulated once."""
     method = str(method or cfg.method)
-    if pairs is None and (energy == "prompt" or method == "reweight"):
-        pairs, pairs_from = load_pairs(cfg, experiment)
-    predictor = experiment.predictor(edges, energy, method, pairs)
-    info = {"kind": "exact", "method": method, "mc_pairs": pairs_from}
+    given = pairs
+
+    def loader() -> tuple[Any, str]:
+        return (given, str(pairs_from)) if given is not None else load_pairs(cfg, experiment)
+
+    predictor, origin = experiment.exact_predictor(edges, energy, method, loader)
+    info = {"kind": "exact", "method": method, "mc_pairs": origin}
     return ExactPredictor(experiment, predictor, exposure, info, detector_inputs)
 
 

@@ -44,8 +44,11 @@ class ExactPredictors:
         if ordering not in self._built:
             from .predictors import load_pairs
 
-            need = self.experiment.needs_pairs(self.energy, str(self.cfg.method))
-            if need and self._pairs is None:
+            # Loaded once for all orderings, and only if the predictor needs MC pairs
+            # (Experiment.exact_predictor asks ``needs_pairs``).
+            if self._pairs is None and self.experiment.needs_pairs(
+                self.energy, str(self.cfg.method)
+            ):
                 self._pairs = load_pairs(self.cfg, self.experiment)
             pairs, src = self._pairs or (None, None)
             self._built[ordering] = exact_predictor(

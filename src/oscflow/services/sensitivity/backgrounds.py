@@ -149,10 +149,10 @@ def model_spectra(
     if source == "surrogate":
         counts, info, edges = _surrogate_counts(cfg, windows, params, phys)
     else:
-        from ...data.simulate import load_pairs
+        from ...data.simulate import pairs_loader
 
-        pairs, pairs_from = (None, None) if energy == "neutrino" else load_pairs(cfg, experiment)
-        predictor = experiment.predictor(edges, energy, "matrix", pairs)
+        loader = pairs_loader(cfg, experiment)
+        predictor, pairs_from = experiment.exact_predictor(edges, energy, "matrix", loader)
         pred = predictor.predict(params, phys)
         counts = {k: np.asarray(v[0], dtype=np.float64) for k, v in pred.items()}
         info = {
