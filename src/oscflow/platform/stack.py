@@ -84,8 +84,12 @@ def intake_url(cfg: DictConfig) -> str:
     return f"http://{cfg.intake.host}:{cfg.intake.port}"
 
 
-def webhook_env(cfg: DictConfig) -> dict[str, str]:
-    """What the MLflow server needs to deliver signed webhooks to a loopback receiver."""
+def server_env(cfg: DictConfig) -> dict[str, str]:
+    """The MLflow server's environment: what it needs to deliver signed webhooks to a loopback
+    receiver (webhooks go out from its own thread pool, mlflow/webhooks/delivery.py), and its
+    job runner off: oscflow's queue runs the platform's jobs, and MLflow 3's runner (GenAI
+    scorers, trace roll-ups; a runner and two Huey consumers polling beside every server)
+    has nothing to do here."""
     key = os.environ.get("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY") or private_file(
         _state_dir(cfg) / "fernet_key", fernet_key
     )
@@ -93,6 +97,7 @@ def webhook_env(cfg: DictConfig) -> dict[str, str]:
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key,
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
 
 
@@ -321,7 +326,7 @@ def _start(cfg: DictConfig, name: str, overrides: Sequence[str]) -> str:
                 f"something not started by oscflow already answers at {mlflow_url(cfg)}; "
                 "stop it or choose another port with mlflow.port=<port>"
             )
-        env.update(webhook_env(cfg))
+        env.update(server_env(cfg))
         info = processes.start(state, name, _mlflow_cmd(cfg), env, root)
         ready = lambda: _http_ok(f"{mlflow_url(cfg)}/health")
         timeout = float(cfg.mlflow.start_timeout_s)
