@@ -452,8 +452,32 @@ def _run(command: str, rest: list[str]) -> int:
     result = _train(cfg, overrides) if command == "train" else cmd.run(cfg)
     if result.get("rank", 0) > 0:  # data-parallel worker: rank 0 reports
         return 0
+    link = _run_link(cfg, result)
+    if link:
+        result["mlflow_ui"] = link
     print(to_json(result) if as_json else _human(command, result))
+    if link and not as_json:
+        print(f"MLflow UI: {link}")
     return 0
+
+
+def _run_link(cfg: Any, result: dict[str, Any]) -> str | None:
+    """The UI link (model-training view) of the MLflow run a service recorded
+    (``mlflow_run_id``), when its tracking store is a server; a result that has its own
+    ``mlflow_ui`` keeps it."""
+    run_id = result.get("mlflow_run_id")
+    logger = cfg.get("logger")
+    if not isinstance(run_id, str) or "mlflow_ui" in result or logger is None:
+        return None
+    from .tracking.ui import ui_base, ui_link
+
+    uri = str(logger.get("tracking_uri") or "")
+    if ui_base(uri) is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    return ui_link(uri, experiment_id=experiment_id, run_id=run_id)
 
 
 if __name__ == "__main__":

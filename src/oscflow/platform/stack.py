@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.io import write_json
 from ..errors import OscflowError
+from ..tracking.ui import ui_link
 from . import processes
 from .secrets import fernet_key, private_file
 
@@ -402,7 +403,7 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "components": parts,
         "webhook": hook,
-        "ui": mlflow_url(cfg),
+        "ui": ui_link(mlflow_url(cfg)),
         "tracking_uri": mlflow_url(cfg),
         "export": f"export MLFLOW_TRACKING_URI={mlflow_url(cfg)}",
         "state_dir": str(_state_dir(cfg)),
@@ -456,7 +457,7 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "recent_events": ledger.recent_events(10),
         "recent_jobs": ledger.jobs(10),
         "failures": ledger.jobs(10, state="failed"),
-        "ui": mlflow_url(cfg),
+        "ui": ui_link(mlflow_url(cfg)),
         "stack": stack_kind(overrides),
         "settings_file": str(state / STACK_FILE) if saved else None,
     }
