@@ -81,6 +81,24 @@ def mlflow_url(cfg: DictConfig) -> str:
     return f"http://{cfg.mlflow.host}:{cfg.mlflow.port}"
 
 
+def training_ui(cfg: DictConfig) -> str | None:
+    """The UI link of the training runs (``logger.experiment_name``, e.g. juno-surrogate) on
+    the stack's server, if that experiment exists and the server answers within 2 s (the
+    experiments list alone is not enough: MLflow 3.17 opens an experiment clicked there on
+    its GenAI overview unless the browser stored the model-training choice)."""
+    name = cfg.get("logger", {}).get("experiment_name")
+    if not name:
+        return None
+    query = urllib.parse.urlencode({"experiment_name": str(name)})
+    url = f"{mlflow_url(cfg)}/api/2.0/mlflow/experiments/get-by-name?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as resp:
+            experiment_id = json.load(resp)["experiment"]["experiment_id"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return ui_link(mlflow_url(cfg), experiment_id=str(experiment_id))
+
+
 def intake_url(cfg: DictConfig) -> str:
     return f"http://{cfg.intake.host}:{cfg.intake.port}"
 
@@ -404,6 +422,7 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "components": parts,
         "webhook": hook,
         "ui": ui_link(mlflow_url(cfg)),
+        "training_ui": training_ui(cfg),
         "tracking_uri": mlflow_url(cfg),
         "export": f"export MLFLOW_TRACKING_URI={mlflow_url(cfg)}",
         "state_dir": str(_state_dir(cfg)),
@@ -458,6 +477,7 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "recent_jobs": ledger.jobs(10),
         "failures": ledger.jobs(10, state="failed"),
         "ui": ui_link(mlflow_url(cfg)),
+        "training_ui": training_ui(cfg) if parts["mlflow"]["healthy"] else None,
         "stack": stack_kind(overrides),
         "settings_file": str(state / STACK_FILE) if saved else None,
     }
@@ -465,6 +485,8 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"oscflow stack: {'healthy' if s['healthy'] else 'NOT healthy'}   UI {s['ui']}"]
+    if s.get("training_ui"):
+        lines.append(f"  training runs: {s['training_ui']}")
     lines.append(
         f"  stack={s.get('stack', DEFAULT_KIND)}, settings: {s.get('settings_file') or '-'}"
     )
