@@ -100,6 +100,29 @@ def _train(cfg: Any, overrides: Sequence[str] = ()) -> dict[str, Any]:
     return run(cfg, overrides)
 
 
+def _compare(cfg: Any) -> dict[str, Any]:
+    from .compare import run
+
+    return run(cfg)
+
+
+def _compare_text(result: dict[str, Any]) -> str:
+    from .compare import human
+
+    return human(result)
+
+
+def _compare_name(words: list[str], overrides: list[str]) -> list[str]:
+    """``oscflow compare NAME`` → ``name=NAME`` (one word at most)."""
+    if len(words) > 1:
+        msg = (
+            f"unexpected word {words[1]!r}. Fix: name one experiment or registered model, "
+            "then key=value overrides (e.g. sweep=<parent run id>)"
+        )
+        raise UsageError(msg)
+    return [f"name={json.dumps(w)}" for w in words] + overrides
+
+
 def _summary(cfg: Any) -> dict[str, Any]:
     from .data.summary import run
 
@@ -143,6 +166,19 @@ CORE: dict[str, tuple[str, Command]] = {
             "train a surrogate, log it to MLflow, register it; with -m: a Hydra multirun, "
             "e.g. `oscflow train -m hparams_search=juno_arch`",
             _train,
+        ),
+    ),
+    "compare": (
+        "compare",
+        Command(
+            "surrogate architectures side by side: the runs of an experiment (sweep=<parent "
+            "run>: a sweep's trials) or the versions of a registered model; table, Pareto "
+            "fronts, fit bias, residuals, logged as a run in <NAME>-comparisons",
+            _compare,
+            human=_compare_text,
+            argv=_compare_name,
+            usage="NAME",
+            shorthands=[("NAME", "name=NAME (an experiment or a registered model)")],
         ),
     ),
 }
