@@ -383,6 +383,10 @@ def _debug_requested(args: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``oscflow`` command; returns its exit status (``errors.ExitCode``)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # MLflow's client writes "View run … at: <link>" to stdout whenever a run on a tracking
+    # server ends: it would break --json output, and its link opens MLflow 3's GenAI view.
+    # oscflow prints its own links (tracking/ui.py).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     debug = _debug_requested(args)
     args = [a for a in args if a != "--debug"]
     prog = f"oscflow {args[0]}" if args and not args[0].startswith("-") else "oscflow"
