@@ -77,8 +77,8 @@ dayabay: $(STAMP)
 # the slowest tests in every log (CI's included), to see where the suite's time goes.
 TEST_WORKERS ?= 4
 test: $(STAMP) $(CHROMIUM_STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
@@ -88,8 +88,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow and not pipeline"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -98,8 +98,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks docs
+	$(BIN)/ruff check --fix src tests benchmarks docs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predictors.py
@@ -107,6 +107,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py --quick
 	$(BIN)/python benchmarks/bench_fc.py --quick
 	$(BIN)/python benchmarks/bench_events.py
+
+# The README's screenshots of the MLflow UI and the comparison report (docs/images/): three
+# small real trainings, a real mlflow server, oscflow compare, Chromium via Playwright (~2 min).
+screenshots: $(STAMP) $(CHROMIUM_STAMP)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
