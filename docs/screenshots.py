@@ -90,7 +90,10 @@ def mlflow_server(store: str, directory: Path) -> Iterator[str]:
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store]
     cmd += ["--artifacts-destination", str(directory / "served"), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # as oscflow up
+    server = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     try:
         deadline = time.time() + 120
         while True:

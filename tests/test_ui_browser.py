@@ -40,6 +40,8 @@ CHROMIUM = os.environ.get("OSCFLOW_CHROMIUM") or shutil.which("chromium") or "/u
 ARCHITECTURES = NAMES[:3]  # seed_mlp, resmlp, pca_mlp
 GENAI_OVERVIEW = ("Token Usage", "Tool calls")  # what MLflow 3.17's GenAI overview shows
 TIMEOUT_MS = 45_000
+# As `oscflow up` starts it: no job runner for GenAI jobs (seven Huey consumers otherwise).
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def _free_port() -> int:
@@ -94,6 +96,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its uvicorn child goes with it at the end
+        env={**os.environ, **SERVER_ENV},
     )
     try:
         client = MlflowClient(uri)

@@ -178,7 +178,6 @@ CORE: dict[str, tuple[str, Command]] = {
             human=_compare_text,
             argv=_compare_name,
             usage="NAME",
-            shorthands=[("NAME", "name=NAME (an experiment or a registered model)")],
         ),
     ),
 }
