@@ -31,7 +31,7 @@ from architecture_runs import (
 from helpers import mlflow_store
 from oscflow.cli import main
 from oscflow.tracking import tags
-from oscflow.tracking.compare import pareto_front, residual_patterns
+from oscflow.tracking.compare import METRICS, pareto_front, residual_patterns
 from oscflow.tracking.ui import ui_link
 
 
@@ -76,6 +76,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 f"{tags.VALIDATION_PREFIX}fit_bias_max_sigma": validation,
             },
         )
+    # a version whose training run is gone (deleted, or another store's)
+    client.create_registered_model("orphan-spectrum")
+    client.create_model_version(
+        "orphan-spectrum",
+        "runs:/0123456789abcdef0123456789abcdef/model",
+        tags={tags.TRAINING_RUN: "0123456789abcdef0123456789abcdef", tags.ARCHITECTURE: "resmlp"},
+    )
     return {
         "tmp": tmp,
         "uri": uri,
@@ -302,6 +309,19 @@ def test_registered_model_versions_and_registry_show_columns(store: dict[str, An
         r"v2 pca_mlp-64-30k +pca_mlp +30,000 +3\.00e-03 +9\.00e-03 .* \*\+ +3/4 ", text
     )
     assert re.search(r"v1 seed_mlp-400x400-silu-323k +seed_mlp +322,800 +4\.00e-04 .* 4/4 ", text)
+
+
+def test_a_version_without_its_training_run_is_listed_with_everything_missing(
+    store: dict[str, Any],
+) -> None:
+    code, out, err = _oscflow(store, "compare", "orphan-spectrum", "--json", "record=false")
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert row["version"] == "1"
+    assert row["architecture"] == "resmlp"
+    assert row["missing"] == list(METRICS)
+    assert row["gates_passed"] == "0/4"
+    assert set(row["gates"].values()) == {"missing"}
 
 
 def test_human_output_lists_missing_metrics(store: dict[str, Any]) -> None:

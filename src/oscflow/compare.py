@@ -75,7 +75,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             cmp.version_row(client, mv, uri, gates)
             for mv in _versions(client, name, str(cfg.filter or ""), int(cfg.max_results))
         ]
-        rows = [r for r in rows if statuses is None or r["status"] in statuses]
+        # a version whose training run is gone stays, its metrics missing
+        rows = [r for r in rows if statuses is None or r["status"] in (*statuses, None)]
         link = ui_link(uri, model=name)
     if not rows:
         what = (
