@@ -135,7 +135,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     except BaseException as exc:
         if recorded is not None:
             with contextlib.suppress(Exception):
-                runs.mark_failed(client, recorded["run_id"], f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, KeyboardInterrupt):
+                    client.set_tag(recorded["run_id"], tag_names.FAILURE_REASON, "interrupted")
+                    client.set_terminated(recorded["run_id"], "KILLED")
+                else:
+                    runs.mark_failed(client, recorded["run_id"], f"{type(exc).__name__}: {exc}")
         raise
     if recorded is not None and sweep_run is not None:
         _link_sweep(client, sweep_run, recorded)
