@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo dayabay test test-fast lint typecheck format bench install clean
+.PHONY: demo dayabay test test-fast lint typecheck format bench install clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,dayabay]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Debian's Chromium for the browser test (tests/test_ui_browser.py: Playwright, from the dev
+# extra, drives this browser; Playwright's own browser download is not used). Installed only
+# when missing; a machine where apt-get cannot install it fails here, loudly.
+CHROMIUM_STAMP := $(VENV)/.chromium
+$(CHROMIUM_STAMP): $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	command -v chromium >/dev/null 2>&1
+	touch $(CHROMIUM_STAMP)
+
+install: $(STAMP) $(CHROMIUM_STAMP)
 
 # The main job on the embedded default, the whole chain: start the local stack (MLflow server
 # with webhooks, event intake, worker: `oscflow up`), build the demo JUNO datasets (both mass
@@ -53,7 +62,8 @@ demo: $(STAMP)
 	$(TRACKING) $(BIN)/oscflow registry promote juno-spectrum $(VERSION_NO) --alias champion --pair $(VERSION_IO)
 	$(TRACKING) $(BIN)/oscflow registry wait juno-spectrum @champion
 	$(TRACKING) $(BIN)/oscflow status
-	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
+	$(TRACKING) $(BIN)/oscflow compare juno-surrogate
+	@echo "MLflow UI: the links above open the model-training view   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
 
 # The Daya Bay stages of the pipeline (the official model's inputs for fits, ~1 min; the demo
 # dataset of official-model spectra, ~2 min on 2 cores): README, "Daya Bay (real data)".
@@ -66,9 +76,9 @@ dayabay: $(STAMP)
 # than cores; --dist loadgroup keeps each platform stack's tests on one worker. --durations:
 # the slowest tests in every log (CI's included), to see where the suite's time goes.
 TEST_WORKERS ?= 4
-test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+test: $(STAMP) $(CHROMIUM_STAMP)
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
@@ -78,8 +88,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow and not pipeline"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -88,8 +98,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks docs
+	$(BIN)/ruff check --fix src tests benchmarks docs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predictors.py
@@ -97,6 +107,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py --quick
 	$(BIN)/python benchmarks/bench_fc.py --quick
 	$(BIN)/python benchmarks/bench_events.py
+
+# The README's screenshots of the MLflow UI and the comparison report (docs/images/): three
+# small real trainings, a real mlflow server, oscflow compare, Chromium via Playwright (~2 min).
+screenshots: $(STAMP) $(CHROMIUM_STAMP)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

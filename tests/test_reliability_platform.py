@@ -53,6 +53,7 @@ from oscflow.platform import processes, stack
 
 SECRET = "s3cret-for-fuzzing"
 UNHEALTHY = 4  # exit status of `oscflow status` for a stack that is not healthy
+ML_VIEW = "/#/experiments?workflowType=machine_learning"  # the UI link's model-training view
 EXAMPLES = int(os.environ.get("OSCFLOW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -282,7 +283,7 @@ def test_up_saves_the_resolved_settings_without_secrets_in_clear(tmp_path: Path)
     assert not [p for p in state.iterdir() if p.name.startswith(".stack.json")]  # atomic
     # nothing runs: `status` without overrides still reports that stack (and it is down)
     code, out, _ = _oscflow("status", "--json", f"state_dir={state}")
-    assert json.loads(out)["ui"] == f"http://127.0.0.1:{port}"
+    assert json.loads(out)["ui"] == f"http://127.0.0.1:{port}{ML_VIEW}"
 
 
 def test_status_and_down_without_overrides_use_the_saved_settings(
@@ -292,7 +293,7 @@ def test_status_and_down_without_overrides_use_the_saved_settings(
     code, out, err = _oscflow("status", "--json", f"state_dir={state}")
     assert code == UNHEALTHY, err  # no worker: not healthy as a whole
     status = json.loads(out)
-    assert status["ui"] == f"http://127.0.0.1:{ports['mlflow']}"
+    assert status["ui"] == f"http://127.0.0.1:{ports['mlflow']}{ML_VIEW}"
     assert status["components"]["mlflow"]["healthy"]
     assert status["components"]["intake"]["healthy"]
     assert status["settings_file"] == str(state / "stack.json")
@@ -355,7 +356,7 @@ def test_secrets_given_to_up_are_not_saved_and_must_be_given_again(
     assert "intake.secret=..." in err
     code, out, err = _oscflow("status", "--json", *stand_in_stack["overrides"])
     assert code == UNHEALTHY, err
-    assert json.loads(out)["ui"] == f"http://127.0.0.1:{ports['mlflow']}"
+    assert json.loads(out)["ui"] == f"http://127.0.0.1:{ports['mlflow']}{ML_VIEW}"
 
 
 # -- defect 7: the intake never answers 5xx to a validly signed body --------------------------

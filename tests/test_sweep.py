@@ -143,6 +143,17 @@ def test_sweep_of_n_trials_has_n_child_runs_under_one_parent_and_resumes(
         "optimization_history.png",
         "param_importances.png",
     } <= names
+    # the sweep compared its trials in juno-surrogate-comparisons and links to that run
+    comparison = client.get_run(parent.data.tags["oscflow.comparison.run"])
+    assert comparison.info.status == "FINISHED"
+    assert comparison.data.tags["oscflow.comparison.sweep"] == parent.info.run_id
+    assert set(comparison.data.tags["oscflow.comparison.runs"].split(",")) == {
+        c.info.run_id for c in children
+    }
+    assert "comparison_report.png" in {
+        a.path for a in client.list_artifacts(comparison.info.run_id)
+    }
+    assert comparison.info.run_id in parent.data.tags["mlflow.note.content"]
 
     # Re-running with a larger n_trials resumes the study: the finished trials are kept as they
     # were and only the missing one runs.

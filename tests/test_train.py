@@ -123,6 +123,17 @@ def test_run_records_params_metrics_tags_inputs_and_artifacts(trained, repo: Pat
         "prediction_vs_truth.png",
         "predictions_sample.npz",
     } <= names
+    # Summary metrics at step 0 (bar charts in MLflow's chart view), the losses per epoch; the
+    # units in the run's description.
+    for key in ("p99_rel_dev_peak1", "fit_bias_max_sigma", "latency_single_s", "n_parameters"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0], key
+    assert sorted({m.step for m in history}) != [0]
+    note = t["mlflow.note.content"]
+    assert "| `latency_single_s` |" in note
+    assert "| `fit_bias_max_sigma` |" in note
+    assert "| s |" in note
+    assert "| σ |" in note
+    assert result["ui"] is None  # a SQLite store has no UI
 
 
 def test_registered_version_leads_back_to_the_dataset(trained, repo: Path) -> None:
@@ -158,6 +169,11 @@ def test_loading_by_uri_reproduces_the_logged_predictions(trained) -> None:
     )
     fast = load_surrogate(f"models:/juno-spectrum/{result['version']}")
     np.testing.assert_allclose(fast.predict(sample["params"]), sample["predictions"], rtol=1e-6)
+    # the exact spectra at those points and the binning: what `oscflow compare` overlays
+    assert sample["truth"].shape == sample["predictions"].shape
+    assert sample["bin_edges"].shape == (sample["truth"].shape[1] + 1,)
+    assert list(sample["inputs"]) == ["sin2_th12", "sin2_th13", "dm2_21", "dm2_32"]
+    assert str(sample["energy"]) == "prompt"
     generic = mlflow.pyfunc.load_model(f"models:/juno-spectrum/{result['version']}")
     frame = pd.DataFrame(sample["params"], columns=list(fast.inputs))
     np.testing.assert_allclose(np.asarray(generic.predict(frame)), sample["predictions"], rtol=1e-6)

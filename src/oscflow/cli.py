@@ -100,6 +100,29 @@ def _train(cfg: Any, overrides: Sequence[str] = ()) -> dict[str, Any]:
     return run(cfg, overrides)
 
 
+def _compare(cfg: Any) -> dict[str, Any]:
+    from .compare import run
+
+    return run(cfg)
+
+
+def _compare_text(result: dict[str, Any]) -> str:
+    from .compare import human
+
+    return human(result)
+
+
+def _compare_name(words: list[str], overrides: list[str]) -> list[str]:
+    """``oscflow compare NAME`` → ``name=NAME`` (one word at most)."""
+    if len(words) > 1:
+        msg = (
+            f"unexpected word {words[1]!r}. Fix: name one experiment or registered model, "
+            "then key=value overrides (e.g. sweep=<parent run id>)"
+        )
+        raise UsageError(msg)
+    return [f"name={json.dumps(w)}" for w in words] + overrides
+
+
 def _summary(cfg: Any) -> dict[str, Any]:
     from .data.summary import run
 
@@ -143,6 +166,18 @@ CORE: dict[str, tuple[str, Command]] = {
             "train a surrogate, log it to MLflow, register it; with -m: a Hydra multirun, "
             "e.g. `oscflow train -m hparams_search=juno_arch`",
             _train,
+        ),
+    ),
+    "compare": (
+        "compare",
+        Command(
+            "surrogate architectures side by side: the runs of an experiment (sweep=<parent "
+            "run>: a sweep's trials) or the versions of a registered model; table, Pareto "
+            "fronts, fit bias, residuals, logged as a run in <NAME>-comparisons",
+            _compare,
+            human=_compare_text,
+            argv=_compare_name,
+            usage="NAME",
         ),
     ),
 }
@@ -347,6 +382,10 @@ def _debug_requested(args: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``oscflow`` command; returns its exit status (``errors.ExitCode``)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # MLflow's client writes "View run … at: <link>" to stdout whenever a run on a tracking
+    # server ends: it would break --json output, and its link opens MLflow 3's GenAI view.
+    # oscflow prints its own links (tracking/ui.py).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     debug = _debug_requested(args)
     args = [a for a in args if a != "--debug"]
     prog = f"oscflow {args[0]}" if args and not args[0].startswith("-") else "oscflow"
@@ -452,8 +491,32 @@ def _run(command: str, rest: list[str]) -> int:
     result = _train(cfg, overrides) if command == "train" else cmd.run(cfg)
     if result.get("rank", 0) > 0:  # data-parallel worker: rank 0 reports
         return 0
+    link = _run_link(cfg, result)
+    if link:
+        result["mlflow_ui"] = link
     print(to_json(result) if as_json else _human(command, result))
+    if link and not as_json:
+        print(f"MLflow UI: {link}")
     return 0
+
+
+def _run_link(cfg: Any, result: dict[str, Any]) -> str | None:
+    """The UI link (model-training view) of the MLflow run a service recorded
+    (``mlflow_run_id``), when its tracking store is a server; a result that has its own
+    ``mlflow_ui`` keeps it."""
+    run_id = result.get("mlflow_run_id")
+    logger = cfg.get("logger")
+    if not isinstance(run_id, str) or "mlflow_ui" in result or logger is None:
+        return None
+    from .tracking.ui import ui_base, ui_link
+
+    uri = str(logger.get("tracking_uri") or "")
+    if ui_base(uri) is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    return ui_link(uri, experiment_id=experiment_id, run_id=run_id)
 
 
 if __name__ == "__main__":

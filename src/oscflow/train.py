@@ -31,6 +31,7 @@ from .config import to_container
 from .data.spectra import spectra_dir
 from .errors import ConfigError
 from .tracking import tags as tag_names
+from .tracking.ui import ui_link
 
 if TYPE_CHECKING:
     import lightning as L
@@ -83,14 +84,13 @@ def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             **evaluation.speed,
         }
         artifacts = output_dir / "artifacts"
-        mlrun.log_evaluation(
-            evaluation, metrics, int(trainer.global_step), artifacts, cfg, name, cfg.plot_points
-        )
+        mlrun.log_evaluation(evaluation, metrics, artifacts, cfg, name, cfg.plot_points)
         registered = register(cfg, mlrun, module, metrics, artifacts)
     return {
         "run_id": mlrun.run_id,
         "experiment": mlrun.experiment_name,
         "tracking_uri": mlrun.tracking_uri,
+        "ui": ui_link(mlrun.tracking_uri, experiment_id=mlrun.experiment_id, run_id=mlrun.run_id),
         "model_uri": registered["model_uri"],
         "registered_model": registered["name"],
         "version": registered["version"],

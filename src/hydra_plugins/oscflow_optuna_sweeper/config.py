@@ -41,6 +41,10 @@ class OscflowOptunaSweeperConf:
     conditional: Dict[str, Any] = field(default_factory=dict)
     # MLflow experiment of the parent run (default: the training logger's experiment).
     mlflow_experiment: Optional[str] = None
+    # After the sweep, compare its finished trials (`oscflow compare <experiment> sweep=<parent>`):
+    # the table, Pareto fronts and residual patterns, logged in <experiment>-comparisons; the
+    # parent run is tagged with (and its description links to) that run.
+    compare: bool = True
 
 
 ConfigStore.instance().store(

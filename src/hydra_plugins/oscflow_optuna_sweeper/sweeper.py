@@ -364,6 +364,7 @@ class _ParentRun:
         run = self.client.create_run(exp_id, run_name=f"sweep-{opts['study_name']}")
         self.run_id = run.info.run_id
         self.opts = opts
+        self.cfg = cfg
         info = {
             "sweep.study_name": str(opts["study_name"]),
             "sweep.storage": _redact(storage_url),
@@ -429,6 +430,53 @@ class _ParentRun:
             for f in Path(tmp).iterdir():
                 self.client.log_artifact(self.run_id, str(f))
         self.client.set_terminated(self.run_id, "FINISHED")
+        if self.opts.get("compare", True) and any(t.state == TrialState.COMPLETE for t in trials):
+            self.compare()
+
+    def compare(self) -> None:
+        """``oscflow compare`` of this sweep's finished trials, linked from the parent run. A
+        report that cannot be made is a warning, never the sweep's failure."""
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+        from oscflow.compare import run as compare
+        from oscflow.config import load
+
+        root = Path(self.cfg.paths.root_dir).resolve()
+        # The sweep's own Hydra is initialised: compose the comparison's config beside it
+        # (Hydra's own backup and restore, as its initialize() does).
+        backup = get_gh_backup()
+        GlobalHydra.instance().clear()
+        try:
+            cfg = load(
+                "compare",
+                [
+                    f"name={json.dumps(str(self.cfg.logger.experiment_name))}",
+                    f"sweep={self.run_id}",
+                    f"paths.root_dir={json.dumps(str(root))}",
+                    f"logger.tracking_uri={json.dumps(self.uri)}",
+                    f"logger.artifact_location={json.dumps(str(self.cfg.logger.artifact_location))}",
+                    f"experiment={self.cfg.experiment.name}",
+                ],
+            )
+        except Exception as exc:  # noqa: BLE001 - the sweep is done; the report is extra
+            log.warning("no comparison of the sweep's trials: %s", exc)
+            return
+        finally:
+            restore_gh_from_backup(backup)
+        try:
+            result = compare(cfg)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("no comparison of the sweep's trials: %s", exc)
+            return
+        rec = result.get("comparison_run") or {}
+        log.info(
+            "comparison of %d trials: run %s in %s %s",
+            result["n"],
+            rec.get("run_id"),
+            rec.get("experiment"),
+            rec.get("ui") or "",
+        )
 
     def fail(self, exc: BaseException) -> None:
         self.client.set_tag(

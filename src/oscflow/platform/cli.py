@@ -153,7 +153,9 @@ def _human(command: str, action: str | None, result: dict[str, Any]) -> str:
         return (
             f"oscflow stack up in {result['seconds']} s\n{parts}\n"
             f"  webhook {result['webhook']['action']}: {result['webhook']['url']}\n"
-            f"MLflow UI: {result['ui']}\nUse it with:  {result['export']}"
+            f"MLflow UI: {result['ui']}\n"
+            + (f"training runs: {result['training_ui']}\n" if result.get("training_ui") else "")
+            + f"Use it with:  {result['export']}"
         )
     if command == "registry" and action == "show":
         from ..registry.promotion import format_show

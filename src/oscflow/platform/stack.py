@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.io import write_json
 from ..errors import OscflowError
+from ..tracking.ui import ui_link
 from . import processes
 from .secrets import fernet_key, private_file
 
@@ -78,6 +79,24 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
 
 def mlflow_url(cfg: DictConfig) -> str:
     return f"http://{cfg.mlflow.host}:{cfg.mlflow.port}"
+
+
+def training_ui(cfg: DictConfig) -> str | None:
+    """The UI link of the training runs (``logger.experiment_name``, e.g. juno-surrogate) on
+    the stack's server, if that experiment exists and the server answers within 2 s (the
+    experiments list alone is not enough: MLflow 3.17 opens an experiment clicked there on
+    its GenAI overview unless the browser stored the model-training choice)."""
+    name = cfg.get("logger", {}).get("experiment_name")
+    if not name:
+        return None
+    query = urllib.parse.urlencode({"experiment_name": str(name)})
+    url = f"{mlflow_url(cfg)}/api/2.0/mlflow/experiments/get-by-name?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as resp:
+            experiment_id = json.load(resp)["experiment"]["experiment_id"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return ui_link(mlflow_url(cfg), experiment_id=str(experiment_id))
 
 
 def intake_url(cfg: DictConfig) -> str:
@@ -402,7 +421,8 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "components": parts,
         "webhook": hook,
-        "ui": mlflow_url(cfg),
+        "ui": ui_link(mlflow_url(cfg)),
+        "training_ui": training_ui(cfg),
         "tracking_uri": mlflow_url(cfg),
         "export": f"export MLFLOW_TRACKING_URI={mlflow_url(cfg)}",
         "state_dir": str(_state_dir(cfg)),
@@ -456,7 +476,8 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "recent_events": ledger.recent_events(10),
         "recent_jobs": ledger.jobs(10),
         "failures": ledger.jobs(10, state="failed"),
-        "ui": mlflow_url(cfg),
+        "ui": ui_link(mlflow_url(cfg)),
+        "training_ui": training_ui(cfg) if parts["mlflow"]["healthy"] else None,
         "stack": stack_kind(overrides),
         "settings_file": str(state / STACK_FILE) if saved else None,
     }
@@ -464,6 +485,8 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"oscflow stack: {'healthy' if s['healthy'] else 'NOT healthy'}   UI {s['ui']}"]
+    if s.get("training_ui"):
+        lines.append(f"  training runs: {s['training_ui']}")
     lines.append(
         f"  stack={s.get('stack', DEFAULT_KIND)}, settings: {s.get('settings_file') or '-'}"
     )

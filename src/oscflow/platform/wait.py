@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
+from ..tracking.ui import ui_link
 
 
 def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
@@ -73,10 +74,8 @@ def wait_for_services(cfg: DictConfig) -> dict[str, Any]:
             run = client.get_run(info["run_id"])
             info["metrics"] = dict(run.data.metrics)
             info["experiment_id"] = run.info.experiment_id
-            info["ui"] = (
-                f"{cfg.tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{info['run_id']}"
-                if str(cfg.tracking_uri).startswith("http")
-                else None
+            info["ui"] = ui_link(
+                str(cfg.tracking_uri), experiment_id=run.info.experiment_id, run_id=info["run_id"]
             )
     return {
         "model": name,

@@ -3,6 +3,7 @@ registry knows about each version (aliases, gate results, lineage, downstream ru
 
 from __future__ import annotations
 
+import functools
 import getpass
 import time
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, OscflowError
+from ..tracking.ui import ui_link
 from .gates import evaluate, gate_config
 
 LINEAGE = (
@@ -29,7 +31,7 @@ class PromotionRefused(OscflowError):
     """A version failed a gate and the promotion was not forced."""
 
 
-def _gates(cfg: DictConfig, version_tags: Mapping[str, str]) -> dict[str, Any]:
+def gates_for(cfg: DictConfig, version_tags: Mapping[str, str]) -> dict[str, Any]:
     """The platform's gates merged with those of the experiment the version was trained for
     (its ``oscflow.experiment`` tag; else the platform's experiment)."""
     experiment = cfg.experiment if "experiment" in cfg else None
@@ -121,7 +123,7 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
 
 def _gated(cfg: DictConfig, client: MlflowClient, name: str, version: str, key: str) -> list[Any]:
     mv = _version(client, name, version, key)
-    return evaluate(mv.tags, _gates(cfg, mv.tags))
+    return evaluate(mv.tags, gates_for(cfg, mv.tags))
 
 
 def _record_promotion(
@@ -167,10 +169,20 @@ def _promotion_result(
     }
 
 
+def _verdicts(tags: Mapping[str, str], gates: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [r.as_dict() for r in evaluate(tags, gates)]
+
+
 def show(cfg: DictConfig) -> dict[str, Any]:
-    """Versions (newest first) with aliases, gate results, lineage and downstream runs."""
+    """Versions (newest first) with aliases, gate results, lineage, downstream runs, and the
+    comparison columns of ``oscflow compare`` (``summary``: architecture, parameters,
+    accuracy, artefact RMS, fit bias, latency, throughput, training time from the training
+    run; gates as a promotion reads them; dataset md5) with the UI links."""
+    from ..tracking.compare import mark_pareto, version_row
+
     name = str(cfg.registry.name)
-    client = MlflowClient(str(cfg.tracking_uri))
+    uri = str(cfg.tracking_uri)
+    client = MlflowClient(uri)
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -186,18 +198,19 @@ def show(cfg: DictConfig) -> dict[str, Any]:
     for mv in sorted(
         client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)
     ):
-        gates = _gates(cfg, mv.tags)
+        gates = gates_for(cfg, mv.tags)
         runs = client.search_runs(
             experiments,
             f"tags.`oscflow.model.name` = '{name}' and tags.`oscflow.model.version` = '{mv.version}'",
             max_results=100,
         )
+        summary = version_row(client, mv, uri, functools.partial(_verdicts, gates=gates))
         versions.append(
             {
                 "version": str(mv.version),
                 "aliases": aliases.get(str(mv.version), []),
                 "created": mv.creation_timestamp,
-                "gates": [r.as_dict() for r in evaluate(mv.tags, gates)],
+                "gates": summary.pop("gate_results"),
                 "lineage": {k: mv.tags[k] for k in LINEAGE if k in mv.tags},
                 "ordering": mv.tags.get("oscflow.ordering"),
                 "pair": {
@@ -210,6 +223,8 @@ def show(cfg: DictConfig) -> dict[str, Any]:
                     for k, v in mv.tags.items()
                     if k.startswith("oscflow.promotion.")
                 },
+                "summary": summary,
+                "ui": summary["version_ui"],
                 "service_runs": [
                     {
                         "service": r.data.tags.get("oscflow.service"),
@@ -217,16 +232,32 @@ def show(cfg: DictConfig) -> dict[str, Any]:
                         "status": r.info.status,
                         "experiment_id": r.info.experiment_id,
                         "failure": r.data.tags.get("oscflow.failure_reason"),
+                        "ui": ui_link(
+                            uri, experiment_id=r.info.experiment_id, run_id=r.info.run_id
+                        ),
                     }
                     for r in runs
                 ],
             }
         )
-    return {"model": name, "aliases": dict(model.aliases or {}), "versions": versions}
+    mark_pareto([v["summary"] for v in versions])
+    return {
+        "model": name,
+        "aliases": dict(model.aliases or {}),
+        "ui": ui_link(uri, model=name),
+        "versions": versions,
+    }
 
 
 def format_show(result: dict[str, Any]) -> str:
+    from ..tracking.compare import format_table
+
     lines = [f"{result['model']}  aliases: {result['aliases'] or '-'}"]
+    if result.get("ui"):
+        lines.append(f"  {result['ui']}")
+    if result["versions"]:
+        table = format_table([v["summary"] for v in result["versions"]], label="label")
+        lines += ["", *("  " + t for t in table.splitlines()), ""]
     for v in result["versions"]:
         passed = sum(g["passed"] for g in v["gates"])
         lines.append(
@@ -241,6 +272,8 @@ def format_show(result: dict[str, Any]) -> str:
             lines.append(f"        {mark}{g['gate']:<22} {value:>10}  {g['bound']}")
         if v["promotion"].get("forced"):
             lines.append(f"        forced: {v['promotion'].get('reason')}")
+        if v.get("ui"):
+            lines.append(f"        {v['ui']}")
         for r in v["service_runs"]:
             lines.append(f"        {r['service']:<12} {r['status']:<9} {r['run_id']}")
     return "\n".join(lines)

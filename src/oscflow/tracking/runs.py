@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +27,13 @@ def tracking_uri(uri: str, root: str | os.PathLike[str]) -> str:
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of experiment ``name``, created (at ``artifact_location``) if it does not exist;
+    tagged as model development (``mlflow.experimentKind``, see ``tracking.ui``) unless it
+    already has a kind."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if tags.MLFLOW_EXPERIMENT_KIND not in (exp.tags or {}):
+            _set_kind(client, exp.experiment_id)
         return exp.experiment_id
     location = None
     if artifact_location:
@@ -36,13 +42,23 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
             if "://" not in artifact_location
             else artifact_location
         )
+    kind = {tags.MLFLOW_EXPERIMENT_KIND: tags.EXPERIMENT_KIND_TRAINING}
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=kind)
     except mlflow.exceptions.MlflowException:  # another process created it meanwhile
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def _set_kind(client: MlflowClient, experiment_id: str) -> None:
+    """Tag an experiment made elsewhere (or by an older oscflow) as model development; a
+    store that refuses (permissions) keeps it as it is: the UI links carry the view anyway."""
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        client.set_experiment_tag(
+            experiment_id, tags.MLFLOW_EXPERIMENT_KIND, tags.EXPERIMENT_KIND_TRAINING
+        )
 
 
 def service_experiment(cfg: Any, name: str | None = None) -> tuple[MlflowClient, str]:

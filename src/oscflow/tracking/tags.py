@@ -29,6 +29,11 @@ PAIR_PREFIX = "oscflow.pair."
 # MLflow's own run tags that oscflow sets.
 MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
 MLFLOW_PARENT_RUN = "mlflow.parentRunId"
+MLFLOW_NOTE = "mlflow.note.content"  # a run's description (markdown) on its UI page
+# The kind of an experiment (MLflow 3): oscflow's experiments are model development, so that
+# UIs that read the tag open them on the training runs (see tracking/ui.py for 3.17).
+MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
 
 # Service runs (one per service, model version, config; see services/ and events/).
 SERVICE = "oscflow.service"
@@ -56,7 +61,17 @@ PROMOTION_BY = "oscflow.promotion.by"
 PROMOTION_AT = "oscflow.promotion.at"
 
 # Sweeps (the Optuna sweeper) and pruning.
+SWEEP = "oscflow.sweep"  # "parent" on a sweep's parent run
 SWEEP_STUDY = "oscflow.sweep.study"
 SWEEP_TRIAL = "oscflow.sweep.trial"
 PRUNED = "oscflow.pruned"
 PRUNED_REASON = "oscflow.pruned_reason"
+
+# Comparison runs (``oscflow compare``, in ``<experiment or model>-comparisons``) and the runs
+# that link to them.
+COMPARISON_OF = "oscflow.comparison.of"  # the experiment or registered model compared
+COMPARISON_KIND = "oscflow.comparison.kind"  # experiment | model | sweep
+COMPARISON_RUNS = "oscflow.comparison.runs"  # the compared run ids, comma-separated
+COMPARISON_SWEEP = "oscflow.comparison.sweep"  # the sweep parent run whose trials were compared
+COMPARISON_RUN = "oscflow.comparison.run"  # on a sweep parent: its latest comparison run
+COMPARISON_UI = "oscflow.comparison.ui"  # on a sweep parent: that run's UI link

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from . import lineage, runs, tags
+from .summary import SUMMARY_STEP, description
 
 if TYPE_CHECKING:
     from ..surrogate.datamodule import SpectraDataModule
@@ -45,6 +46,7 @@ class TrainingRun:
     tracking_uri: str
     resumed: bool
     tags: Mapping[str, str]  # the run tags it was opened with (``training_tags``)
+    experiment_id: str = ""
 
     def set_tags(self, values: Mapping[str, Any]) -> None:
         batch = [RunTag(k, str(v)) for k, v in values.items()]
@@ -54,8 +56,9 @@ class TrainingRun:
     def set_tag(self, key: str, value: Any) -> None:
         self.client.set_tag(self.run_id, key, str(value))
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Summary metrics, all at training step ``step`` (so they line up with the losses)."""
+    def log_metrics(self, metrics: Mapping[str, float], step: int = SUMMARY_STEP) -> None:
+        """Metrics at ``step``: summary metrics (one value per run) at step 0, so that MLflow's
+        chart view compares runs as bars (``tracking.summary``), not dots on a step axis."""
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         for start in range(0, len(batch), BATCH):
@@ -80,22 +83,24 @@ class TrainingRun:
         self,
         evaluation: Evaluation,
         metrics: Mapping[str, float],
-        step: int,
         directory: Path,
         cfg: DictConfig,
         title: str,
         plot_points: int = 3,
     ) -> None:
-        """``metrics`` at training step ``step``, and the artifacts of the test-split
-        evaluation, written to ``directory`` and uploaded: the resolved config
-        (``config.yaml``), ``predictions_sample.npz`` (64 test points and their predictions),
+        """``metrics`` at step 0 (``tracking.summary``) with their units in the run's
+        description, and the artifacts of the test-split evaluation, written to ``directory``
+        and uploaded: the resolved config (``config.yaml``), ``predictions_sample.npz`` (the
+        first 64 test points: ``params``, ``predictions``, the exact ``truth``, ``bin_edges``,
+        ``inputs`` and ``energy``: the residuals ``oscflow compare`` overlays),
         ``accuracy.json`` (``metrics``) and ``prediction_vs_truth.png`` (``plot_points`` test
         spectra, the figure's title starting with ``title``)."""
         from omegaconf import OmegaConf
 
         from ..plots.accuracy import plot_prediction_vs_truth
 
-        self.log_metrics(metrics, step)
+        self.log_metrics(metrics)
+        self.set_tag(tags.MLFLOW_NOTE, description(title, metrics))
         directory.mkdir(exist_ok=True)
         (directory / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         spec, params, preds = evaluation.spec, evaluation.params, evaluation.predictions
@@ -104,6 +109,10 @@ class TrainingRun:
             directory / "predictions_sample.npz",
             params=np.asarray(params[:n_sample]),
             predictions=preds[:n_sample],
+            truth=np.asarray(evaluation.truth[:n_sample], dtype=np.float64),
+            bin_edges=np.asarray(spec.bin_edges, dtype=np.float64),
+            inputs=np.asarray(list(spec.inputs)),
+            energy=np.asarray(str(spec.energy)),
         )
         (directory / "accuracy.json").write_text(
             json.dumps(
@@ -228,6 +237,7 @@ def training_run(
         uri,
         resumed=resume_run_id is not None,
         tags=dict(run_tags),
+        experiment_id=experiment_id,
     )
     try:
         if not run.resumed:
