@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo dayabay test test-fast lint typecheck format bench install clean
+.PHONY: demo dayabay jsns2 test test-fast lint typecheck format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,10 +56,11 @@ demo: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:5000   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
 
 # The Daya Bay stages of the pipeline (the official model's inputs for fits, ~1 min; the demo
-# dataset of official-model spectra, ~2 min on 2 cores): README, "Daya Bay (real data)".
+# dataset of official-model spectra, ~2 min on 2 cores, stage datasets@dayabay): README,
+# "Daya Bay (real data)".
 dayabay: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
-	$(BIN)/dvc repro dayabay_official dayabay_spectra
+	$(BIN)/dvc repro dayabay_official datasets@dayabay
 
 # The full test suite (also what CI runs). Most of its time is waiting (servers starting,
 # webhooks, subprocesses importing torch and MLflow), so it runs on more pytest-xdist workers
