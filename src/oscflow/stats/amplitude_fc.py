@@ -163,7 +163,9 @@ def check_amplitudes(a: FloatArray) -> None:
 
 def upper_limits(t: ArrayLike, construction: Construction) -> FloatArray:
     """The upper end of the confidence region in a at each grid column, for statistics ``t``
-    (..., A, D): the largest accepted a_i, interpolated linearly in t − c to the next
+    (..., A, D): the last a_i of the first run of accepted amplitudes (FC's interval; isolated
+    re-accepted points above it, where a discrete distribution's 90 % crossing sits within toy
+    noise of one count's rank, are not part of it), interpolated linearly in t − c to the next
     (rejected) grid value; a column accepted up to the last amplitude gives that amplitude
     (no exclusion), one with no accepted point gives NaN (the region misses the column)."""
     t_a = np.asarray(t, dtype=np.float64)
@@ -171,8 +173,10 @@ def upper_limits(t: ArrayLike, construction: Construction) -> FloatArray:
     margin = t_a - construction.critical  # ≤ 0: accepted
     accepted = margin <= 0
     n_a = a.size
-    # last accepted index along the amplitude axis (−1: none)
-    idx = np.where(accepted, np.arange(n_a)[:, None], -1).max(axis=-2)
+    started = np.cumsum(accepted, axis=-2) > 0
+    ended = started & ~accepted
+    first_end = np.where(ended.any(axis=-2), np.argmax(ended, axis=-2), n_a)
+    idx = np.where(accepted.any(axis=-2), first_end - 1, -1)  # −1: none accepted
     out = np.full(idx.shape, np.nan)
     top = idx == n_a - 1
     out[top] = a[-1]
