@@ -261,7 +261,8 @@ def test_jsns2_chain_dvc_train_sterile(tmp_path: Path, monkeypatch: pytest.Monke
         "far": "exact",
     }
     timing = a22["timing"]
-    assert timing["construction_exact_s"] > 0 and timing["construction_surrogate_s"] > 0
+    assert timing["construction_exact_s"] > 0
+    assert timing["construction_surrogate_s"] > 0
     run = client.get_run(r["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["oscflow.service"] == "sterile"
