@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo dayabay test test-fast lint typecheck format bench install clean screenshots
+.PHONY: demo dayabay jsns2 test test-fast lint typecheck format bench install clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,10 +66,23 @@ demo: $(STAMP)
 	@echo "MLflow UI: the links above open the model-training view   (export MLFLOW_TRACKING_URI=http://127.0.0.1:5000; stop with: $(BIN)/oscflow down)"
 
 # The Daya Bay stages of the pipeline (the official model's inputs for fits, ~1 min; the demo
-# dataset of official-model spectra, ~2 min on 2 cores): README, "Daya Bay (real data)".
+# dataset of official-model spectra, ~2 min on 2 cores, stage datasets@dayabay): README,
+# "Daya Bay (real data)".
 dayabay: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
-	$(BIN)/dvc repro dayabay_official dayabay_spectra
+	$(BIN)/dvc repro dayabay_official datasets@dayabay
+
+# JSNS²'s sterile-neutrino search (README, "JSNS² sterile search"): the demo dataset (stage
+# datasets@jsns2, ~3 min on 2 cores), the surrogate of the spectrum per unit sin²2θμe (~2–3
+# min), then `oscflow sterile` with it: FC exclusion of the 2022 data, expected bands for 2022
+# and JSNS²-II, LSND, and the construction timed with the exact model too (outputs/jsns2/).
+VERSION_J = $$($(BIN)/python -c "import json; print(json.load(open('outputs/jsns2/train.json'))['version'])")
+jsns2: $(STAMP)
+	test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/dvc repro datasets@jsns2
+	mkdir -p outputs/jsns2
+	$(BIN)/oscflow train --json experiment=jsns2 data=jsns2_demo model.output_transform=log callbacks.progress_bar=false | tail -n 1 > outputs/jsns2/train.json
+	$(BIN)/oscflow sterile model_uri=models:/jsns2-spectrum/$(VERSION_J) | tee outputs/jsns2/sterile.txt
 
 # The full test suite (also what CI runs). Most of its time is waiting (servers starting,
 # webhooks, subprocesses importing torch and MLflow), so it runs on more pytest-xdist workers

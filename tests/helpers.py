@@ -67,12 +67,16 @@ def inverted_twin(data_name: str) -> str:
 
 
 def make_clone(
-    dest: Path, data_name: str, data_cfg: dict[str, Any], dayabay_data: str = "dayabay_demo"
+    dest: Path,
+    data_name: str,
+    data_cfg: dict[str, Any],
+    dayabay_data: str = "dayabay_demo",
+    jsns2_data: str = "jsns2_demo",
 ) -> Path:
     """A new git repository at ``dest`` with this checkout's files (tracked and not ignored),
     a dataset config ``conf/data/<data_name>.yaml``, its inverted-ordering twin, and
-    params.yaml selecting it (JUNO stages: ``dvc repro spectra``; the Daya Bay stage reads
-    ``dayabay_data``)."""
+    params.yaml selecting it (JUNO stages: ``dvc repro spectra``; the stages ``datasets@dayabay``
+    and ``datasets@jsns2`` build ``dayabay_data`` and ``jsns2_data``)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=REPO,
@@ -87,7 +91,11 @@ def make_clone(
             shutil.copy2(src, dest / rel)
     (dest / f"conf/data/{data_name}.yaml").write_text(yaml.safe_dump(data_cfg))
     (dest / f"conf/data/{data_name}_inverted.yaml").write_text(inverted_twin(data_name))
-    (dest / "params.yaml").write_text(f"data: {data_name}\ndayabay_data: {dayabay_data}\n")
+    datasets = {
+        "dayabay": {"experiment": "dayabay", "data": dayabay_data},
+        "jsns2": {"experiment": "jsns2", "data": jsns2_data},
+    }
+    (dest / "params.yaml").write_text(yaml.safe_dump({"data": data_name, "datasets": datasets}))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(dest, "git", "init", "-q")
     run(dest, "git", "add", "-A")

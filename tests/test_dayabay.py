@@ -237,8 +237,8 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inp
     the stored official-model inputs), with the official model as referee."""
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
     (root / "conf/data/dyb_tiny.yaml").write_text(json.dumps(DYB_TINY))
-    log = run_cmd(root, "dvc", "repro", "dayabay_spectra")
-    assert "Running stage 'dayabay_spectra'" in log
+    log = run_cmd(root, "dvc", "repro", "datasets@dayabay")
+    assert "Running stage 'datasets@dayabay'" in log
     meta = json.loads((root / "data/dayabay/dyb_tiny/spectra/meta.json").read_text())
     assert meta["experiment"] == "dayabay"
     assert meta["inputs"] == ["sin2_2th13", "dm2_32"]

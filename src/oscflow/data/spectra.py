@@ -25,7 +25,7 @@ from ..experiments import load_experiment
 from ..progress import progress_bar
 from .evaluate import Evaluator
 from .io import build_lock, read_meta, resumable_directory, write_json
-from .sampling import SAMPLERS, sample_box
+from .sampling import SAMPLERS, SCALES, sample_box
 from .simulate import pairs_dir, read_pairs
 
 FORMAT = "oscflow.spectra/1"
@@ -62,8 +62,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"data.spectra.splits.{bad[0]}", "must be >= 1", "give a positive number of spectra"
         )
-    fixed = experiment.validate_params({k: v for k, v in cfg.params.items() if k not in inputs})
-    ranges = [experiment.parameters[k].sampling_range for k in inputs]
+    ranges, scales = _sampling(experiment, spec, inputs)
+    # data.spectra.fixed: values of non-input parameters for this dataset, over `params` (e.g.
+    # JSNS²'s spectrum per unit sin²2θμe, conf/data/jsns2_demo.yaml).
+    own = dict(spec.get("fixed") or {})
+    clash = [k for k in own if k in inputs]
+    if clash:
+        raise ConfigError(
+            "data.spectra.fixed",
+            f"{clash} are sampled inputs of this dataset",
+            "fix only parameters that are not in data.spectra.inputs",
+        )
+    fixed = experiment.validate_params(
+        {k: v for k, v in cfg.params.items() if k not in inputs and k not in own}
+    )
+    fixed.update(experiment.validate_params(own, prefix="data.spectra.fixed"))
     exposure = experiment.exposure(float(cfg.exposure.days), float(cfg.exposure.efficiency))
     edges = bin_edges(cfg.binning)
     energy = str(spec.energy)
@@ -109,7 +122,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             Evaluator(worker_spec, workers, local) as ev,
         ):
             for i, (split, n) in enumerate(splits.items()):
-                points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i)
+                points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i, scales)
                 np.save(tmp / f"{split}_params.npy", points)
                 path = tmp / f"{split}_spectra.npy"
                 shape = (n, len(edges) - 1)
@@ -136,6 +149,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "inputs": inputs,
                 "ranges": {k: list(r) for k, r in zip(inputs, ranges, strict=True)},
                 "units": {k: experiment.parameters[k].unit for k in inputs},
+                "scales": dict(zip(inputs, scales, strict=True)),
                 "fixed": fixed,
                 "ordering": experiment.settings.ordering,
                 "matter": experiment.settings.matter,
@@ -162,6 +176,47 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             }
             write_json(tmp / "meta.json", meta)
     return {"path": str(out), "splits": splits}
+
+
+def _sampling(
+    experiment: Any, spec: DictConfig, inputs: list[str]
+) -> tuple[list[tuple[float, float]], list[str]]:
+    """The sampling box and scale of each input: the parameter's ``sampling_range`` (nominal ±
+    n_sigma·σ) unless ``data.spectra.ranges`` gives [low, high] (within the parameter's bounds),
+    on a linear scale unless ``data.spectra.scales`` says ``log`` (then 0 < low)."""
+    own = dict(spec.get("ranges") or {})
+    scale_cfg = {str(k): str(v) for k, v in (spec.get("scales") or {}).items()}
+    for key, table in (("ranges", own), ("scales", scale_cfg)):
+        stray = [k for k in table if k not in inputs]
+        if stray:
+            raise ConfigError(
+                f"data.spectra.{key}", f"{stray} are not inputs", f"use names from {inputs}"
+            )
+    ranges, scales = [], []
+    for k in inputs:
+        param = experiment.parameters[k]
+        if k in own:
+            raw = own[k]
+            key = f"data.spectra.ranges.{k}"
+            if isinstance(raw, str) or len(raw) != 2:
+                raise ConfigError(key, f"{raw!r} is not [low, high]", "give [low, high]")
+            lo, hi = (param.check(x, key) for x in raw)
+            if not lo < hi:
+                raise ConfigError(key, f"[{lo:g}, {hi:g}] is empty or inverted", "low < high")
+            ranges.append((lo, hi))
+        else:
+            ranges.append(param.sampling_range)
+        scale = scale_cfg.get(k, "linear")
+        if scale not in SCALES:
+            raise ConfigError(f"data.spectra.scales.{k}", f"{scale!r} unknown", f"use {SCALES}")
+        if scale == "log" and not ranges[-1][0] > 0:
+            raise ConfigError(
+                f"data.spectra.scales.{k}",
+                f"a log scale needs a range above 0, not [{ranges[-1][0]:g}, {ranges[-1][1]:g}]",
+                f"set data.spectra.ranges.{k} to [low, high] with 0 < low",
+            )
+        scales.append(scale)
+    return ranges, scales
 
 
 @contextlib.contextmanager

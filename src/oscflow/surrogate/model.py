@@ -49,6 +49,8 @@ class SurrogateSpec:
     output_transform: str = "standard"
     fixed: Mapping[str, float] = field(default_factory=dict)
     trained_with: Mapping[str, str] = field(default_factory=dict)
+    # Inputs the dataset sampled on a log scale (``meta["scales"]``): the network sees log x.
+    log_inputs: tuple[str, ...] = ()
 
     @property
     def n_out(self) -> int:
@@ -78,6 +80,7 @@ class SurrogateSpec:
             output_transform=output_transform,
             fixed={k: float(v) for k, v in meta.get("fixed", {}).items()},
             trained_with={str(k): str(v) for k, v in (trained_with or {}).items()},
+            log_inputs=tuple(k for k in inputs if (meta.get("scales") or {}).get(k) == "log"),
         )
 
 
@@ -95,7 +98,7 @@ class SpectrumSurrogate(nn.Module):
         super().__init__()
         self.spec = spec
         lo, hi = zip(*spec.ranges, strict=True)
-        self.input_scaler = InputScaler(lo, hi)
+        self.input_scaler = InputScaler(lo, hi, [k in spec.log_inputs for k in spec.inputs])
         self.output_scaler = OutputScaler(spec.n_out, spec.output_transform)
         fit_outputs = None
         if train_spectra is not None:
@@ -148,6 +151,7 @@ class SpectrumSurrogate(nn.Module):
                 "inputs": tuple(raw["inputs"]),
                 "ranges": tuple(tuple(r) for r in raw["ranges"]),
                 "bin_edges": tuple(raw["bin_edges"]),
+                "log_inputs": tuple(raw.get("log_inputs", ())),
             }
         )
         model = cls(spec)
@@ -199,6 +203,8 @@ class FastSurrogate:
                 w1 = w_last * sc_out.std[:, None]
                 b1 = b_last * sc_out.std + sc_out.mean
             folded: list[nn.Module] = [*middle, _linear(w1, b1)]
+            if sc_in.log is not None:  # log x first, then the folded affine map
+                folded.insert(0, sc_in.log)
             self._fn: Any = _AddmmChain(folded)
         else:
             for p in model.parameters():

@@ -1,6 +1,8 @@
 """Input and output scaling, both stored in the model.
 
-Inputs: the dataset's sampling box [lo, hi] per parameter ↦ [−1, 1] (known before training).
+Inputs: the dataset's sampling box [lo, hi] per parameter ↦ [−1, 1] (known before training); a
+parameter the dataset sampled on a log scale (``meta["scales"]``) is mapped as log x, so that
+each decade of it gets the same share of the network's input range.
 Outputs: per-bin affine standardisation learned from the training split, in one of two spaces:
 ``standard`` (counts) or ``log`` (log(counts + ε), ε = 1e-3 of the mean peak bin), streamed over
 the memory-mapped spectra in chunks so the full data never sits in RAM.
@@ -21,21 +23,48 @@ _Values = TypeVar("_Values", torch.Tensor, NDArray[np.float64])
 TRANSFORMS = ("standard", "log")
 
 
+class LogColumns(nn.Module):
+    """x ↦ log x in the columns ``mask`` (a non-persistent buffer: it follows from the spec),
+    unchanged elsewhere; NaN-free in both branches (autograd and forward-mode Jacobians)."""
+
+    mask: torch.Tensor
+
+    def __init__(self, mask: Sequence[bool]) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.as_tensor(list(mask), dtype=torch.bool), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        safe = torch.where(self.mask, x, torch.ones_like(x))
+        return torch.where(self.mask, torch.log(safe), x)
+
+
 class InputScaler(nn.Module):
     centre: torch.Tensor  # buffers (register_buffer)
     halfwidth: torch.Tensor
 
-    def __init__(self, lo: Sequence[float], hi: Sequence[float]) -> None:
+    def __init__(
+        self, lo: Sequence[float], hi: Sequence[float], log: Sequence[bool] | None = None
+    ) -> None:
+        """``log``: per input, whether it is mapped as log x (then 0 < lo)."""
         super().__init__()
-        lo_t = torch.as_tensor(np.asarray(lo, dtype=np.float64))
-        hi_t = torch.as_tensor(np.asarray(hi, dtype=np.float64))
-        if torch.any(hi_t <= lo_t):
+        lo_a = np.asarray(lo, dtype=np.float64)
+        hi_a = np.asarray(hi, dtype=np.float64)
+        if np.any(hi_a <= lo_a):
             msg = "input ranges must have hi > lo for every parameter"
             raise ValueError(msg)
-        self.register_buffer("centre", ((hi_t + lo_t) / 2).float())
-        self.register_buffer("halfwidth", ((hi_t - lo_t) / 2).float())
+        mask = np.zeros(lo_a.shape, dtype=bool) if log is None else np.asarray(log, dtype=bool)
+        if np.any(mask & (lo_a <= 0)):
+            msg = "a log-scaled input needs a range with 0 < lo"
+            raise ValueError(msg)
+        lo_a = np.where(mask, np.log(np.where(mask, lo_a, 1.0)), lo_a)
+        hi_a = np.where(mask, np.log(np.where(mask, hi_a, 1.0)), hi_a)
+        self.log = LogColumns(mask.tolist()) if mask.any() else None
+        self.register_buffer("centre", torch.as_tensor((hi_a + lo_a) / 2).float())
+        self.register_buffer("halfwidth", torch.as_tensor((hi_a - lo_a) / 2).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.log is not None:
+            x = self.log(x)
         return (x - self.centre) / self.halfwidth
 
 

@@ -43,11 +43,15 @@ class OscillationModel(abc.ABC):
     ``channel``: the flavour transition it computes, e.g. ``"antinu_e->antinu_e"``.
     ``parameters``: the names a predictor requires in every parameter batch.
     ``settings``: model settings the experiment supplies (mass ordering, matter), or None.
+    ``amplitude``: a parameter the probability is proportional to (P = a · f(others)), or None;
+    a spectrum computed at a = 1 gives every a exactly by multiplication (surrogates of such a
+    model learn the spectrum per unit amplitude).
     """
 
     name: ClassVar[str]
     channel: ClassVar[str]
     parameters: ClassVar[tuple[str, ...]]
+    amplitude: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def propagator(

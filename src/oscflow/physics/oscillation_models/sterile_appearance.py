@@ -39,6 +39,8 @@ class SterileAppearance(OscillationModel):
     name = "sterile_3p1_appearance"
     channel = "antinu_mu->antinu_e"
     parameters = ("sin2_2th_mue", "dm2_41")
+    # P is linear in sin²2θμe (module docstring): spectra per unit sin²2θμe scale exactly.
+    amplitude = "sin2_2th_mue"
 
     def check(self, params: Mapping[str, ArrayLike]) -> None:
         super().check(params)
