@@ -91,6 +91,8 @@ def _sweep_cmd(tmp: Path, study: str, storage: str, *extra: str) -> list[str]:
         "timing=false",
         "trainer.log_every_n_steps=1",
         "trainer.max_epochs=2",
+        # the comparison a sweep makes when it ends: checked on the "basic" study only
+        f"hydra.sweeper.compare={'true' if study == 'basic' else 'false'}",
         *extra,
     ]
 
