@@ -93,20 +93,24 @@ def test_event_parsing_and_routing() -> None:
     routes = routing.effective(cfg.routing)  # the services' own ROUTES
     assert routes == {
         "on_version_created": ["validate"],
-        "on_alias": {"champion": ["fit", "nmo", "sensitivity"]},
+        "on_alias": {"champion": ["fit", "nmo", "sensitivity", "sterile"]},
     }
     jobs = routing.jobs_for({**event, "delivery_id": "d"}, routes)
     assert [(j.service, j.version, j.event_id) for j in jobs] == [
         ("fit", "7", "d"),
         ("nmo", "7", "d"),
         ("sensitivity", "7", "d"),
+        ("sterile", "7", "d"),
     ]
     other_alias = {**routing.parse(alias_body(alias="staging")), "delivery_id": "e"}
     assert routing.jobs_for(other_alias, routes) == []
     # conf/platform.yaml adds routes and switches services off
     tuned = load(
         "platform",
-        ["+routing.on_alias.staging=[fit]", "routing.disabled=[nmo, sensitivity, validate]"],
+        [
+            "+routing.on_alias.staging=[fit]",
+            "routing.disabled=[nmo, sensitivity, sterile, validate]",
+        ],
     )
     assert routing.effective(tuned.routing) == {
         "on_version_created": [],
