@@ -28,6 +28,7 @@ CL in seed 003, after the PDG review of statistics) approaches the exact constru
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -233,6 +234,20 @@ def _monotone(b: float, monotone: bool | None) -> bool:
     return b <= MONOTONE_MAX_B if monotone is None else bool(monotone)
 
 
+@functools.lru_cache(maxsize=256)
+def _mean_limit_terms(b: float, cl: float, monotone: bool, stride_from: float) -> FloatArray:
+    """μ2(n, b) for n in ``counts_for(b)`` (every k-th count above ``stride_from``,
+    interpolated): the terms of the mean upper limit, kept per (b, cl, correction), so that a
+    rounded and an unrounded mean, or a service's repeated windows, compute them once."""
+    n = counts_for(b)
+    stride = max(1, int(np.sqrt(b) / 10.0)) if b > stride_from else 1
+    nodes = n[::stride] if n[-1] in n[::stride] else np.append(n[::stride], n[-1])
+    ul_nodes = upper_limit(nodes, np.full(nodes.size, b), cl, monotone)
+    out: FloatArray = np.interp(n, nodes, ul_nodes) if stride > 1 else ul_nodes
+    out.setflags(write=False)
+    return out
+
+
 def sensitivity(
     b: float, cl: float = 0.9, monotone: bool | None = None, decimals: int | None = None
 ) -> float:
@@ -246,10 +261,7 @@ def sensitivity(
     b = float(check_background(b))
     cl = check_cl(cl)
     n = counts_for(b)
-    stride = max(1, int(np.sqrt(b) / 10.0)) if b > STRIDE_FROM_B else 1
-    nodes = n[::stride] if n[-1] in n[::stride] else np.append(n[::stride], n[-1])
-    ul_nodes = upper_limit(nodes, np.full(nodes.size, b), cl, _monotone(b, monotone))
-    ul = np.interp(n, nodes, ul_nodes) if stride > 1 else ul_nodes
+    ul = _mean_limit_terms(b, cl, _monotone(b, monotone), STRIDE_FROM_B).copy()
     if decimals is not None:
         ul = np.round(ul, decimals)
     w = poisson.pmf(n, b)
