@@ -22,8 +22,6 @@ from oscflow.config import bin_edges, load
 from oscflow.errors import ConfigError
 from oscflow.experiments import Experiment, load_experiment
 from oscflow.experiments.base import (
-    Prediction,
-    SpectrumPredictor,
     check_exposure,
     check_oscillation_parameters,
     parameter_specs,
@@ -110,16 +108,6 @@ class StubExperiment(Experiment):
     ) -> dict[str, NDArray[np.float64]]:
         del edges, days, energy
         return {}
-
-    def predict(
-        self,
-        params: Mapping[str, ArrayLike],
-        exposure: Exposure,
-        predictor: SpectrumPredictor,
-        backgrounds: bool = True,
-    ) -> Prediction:
-        del backgrounds
-        return Prediction(predictor.edges, predictor.predict(params, exposure), predictor.energy)
 
 
 # ----------------------------------------------------------------------------- the plug-ins

@@ -410,7 +410,6 @@ class Experiment(abc.ABC):
         """Expected background counts per bin, by background, for ``days`` of exposure (empty
         where the backgrounds are part of the predictor's groups)."""
 
-    @abc.abstractmethod
     def predict(
         self,
         params: Mapping[str, ArrayLike],
@@ -418,7 +417,17 @@ class Experiment(abc.ABC):
         predictor: SpectrumPredictor,
         backgrounds: bool = True,
     ) -> Prediction:
-        """Expected spectrum by source for one or a batch of parameter points."""
+        """Expected spectrum by source for one or a batch of parameter points: the predictor's
+        signal groups, then (``backgrounds``) each of ``background_spectra`` for the exposure,
+        the same for every point of the batch."""
+        by_source = dict(predictor.predict(params, exposure))
+        if backgrounds:
+            size = next(iter(by_source.values())).shape[0]
+            for name, counts in self.background_spectra(
+                predictor.edges, exposure.days, predictor.energy
+            ).items():
+                by_source[name] = np.broadcast_to(counts, (size, counts.size)).copy()
+        return Prediction(edges=predictor.edges, by_source=by_source, energy=predictor.energy)
 
     def validate_params(
         self, values: Mapping[str, Any], prefix: str = "params"

@@ -23,8 +23,6 @@ from ...physics.rates import Exposure
 from ...stats import covariance, woodbury
 from ..base import (
     Experiment,
-    Prediction,
-    SpectrumPredictor,
     check_exposure,
     finite,
     parameter_specs,
@@ -192,15 +190,6 @@ class DayaBayExperiment(Experiment):
     ) -> dict[str, NDArray[np.float64]]:
         """None separate: backgrounds are part of the official expectation (group ``total``)."""
         return {}
-
-    def predict(
-        self,
-        params: Mapping[str, ArrayLike],
-        exposure: Exposure,
-        predictor: SpectrumPredictor,
-        backgrounds: bool = True,  # noqa: ARG002 - the Experiment interface
-    ) -> Prediction:
-        return Prediction(predictor.edges, predictor.predict(params, exposure), predictor.energy)
 
     def observed_counts(self) -> tuple[NDArray[np.float64], str]:
         """The release's IBD candidates per concatenated bin, and where they came from."""

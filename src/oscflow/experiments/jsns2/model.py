@@ -41,8 +41,6 @@ from ...physics.oscillation import ORDERINGS, is_ordering
 from ...physics.rates import Exposure
 from ..base import (
     Experiment,
-    Prediction,
-    SpectrumPredictor,
     check_exposure,
     check_oscillation_parameters,
     finite,
@@ -320,23 +318,6 @@ class Jsns2Experiment(Experiment):
         e = np.asarray(edges, dtype=np.float64)
         self.check_edges(e, energy)
         return DecayAtRestPredictor(self.source, self.response, self.model, e, energy)
-
-    def predict(
-        self,
-        params: Mapping[str, ArrayLike],
-        exposure: Exposure,
-        predictor: SpectrumPredictor,
-        backgrounds: bool = True,
-    ) -> Prediction:
-        signal = predictor.predict(params, exposure)
-        by_source = dict(signal)
-        if backgrounds:
-            size = next(iter(signal.values())).shape[0]
-            for name, counts in self.background_spectra(
-                predictor.edges, exposure.days, predictor.energy
-            ).items():
-                by_source[name] = np.broadcast_to(counts, (size, counts.size)).copy()
-        return Prediction(edges=predictor.edges, by_source=by_source, energy=predictor.energy)
 
     # ------------------------------------------------------------------ normalisation
 

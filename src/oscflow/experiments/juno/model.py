@@ -28,8 +28,6 @@ from ...physics.predictors import (
 from ...physics.rates import Exposure
 from ..base import (
     Experiment,
-    Prediction,
-    SpectrumPredictor,
     check_exposure,
     check_oscillation_parameters,
     for_ordering,
@@ -402,24 +400,6 @@ class JunoExperiment(Experiment):
         self.check_edges(edges, energy)
         shift = PROMPT_OFFSET if energy == "neutrino" else 0.0
         return {b.name: b.expected(edges - shift, days) for b in self.backgrounds}
-
-    def predict(
-        self,
-        params: Mapping[str, ArrayLike],
-        exposure: Exposure,
-        predictor: SpectrumPredictor,
-        backgrounds: bool = True,
-    ) -> Prediction:
-        """Expected spectrum by source for one or a batch of parameter points."""
-        reactors = predictor.predict(params, exposure)
-        by_source = dict(reactors)
-        if backgrounds:
-            size = next(iter(reactors.values())).shape[0]
-            for name, counts in self.background_spectra(
-                predictor.edges, exposure.days, predictor.energy
-            ).items():
-                by_source[name] = np.broadcast_to(counts, (size, counts.size)).copy()
-        return Prediction(edges=predictor.edges, by_source=by_source, energy=predictor.energy)
 
 
 def build(cfg: Mapping[str, Any]) -> JunoExperiment:
