@@ -228,10 +228,10 @@ def test_jsns2_chain_dvc_train_sterile(tmp_path: Path, monkeypatch: pytest.Monke
             f"logger.tracking_uri={uri}",
             f"logger.artifact_location={store}/artifacts",
             f"paths.output_dir={store}/out",
-            "model.hidden=[32,32]",
+            "model=phase_kernel",
+            "model.hidden=[16]",
             "trainer.max_epochs=3",
             "trainer.log_every_n_steps=1",
-            "model.output_transform=log",
             "callbacks.progress_bar=false",
         ]
     )

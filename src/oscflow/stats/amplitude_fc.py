@@ -161,6 +161,18 @@ def check_amplitudes(a: FloatArray) -> None:
         raise ValueError(msg)
 
 
+def tie_tolerance(critical: ArrayLike) -> FloatArray:
+    """How far above a critical value c a statistic still counts as t = c (accepted).
+
+    With counting data t takes a few discrete values, and the critical value (a toy's t,
+    ``quantile(method="higher")``) is often the observed count's own t, computed once per toy in
+    ``statistic_at`` and once per grid in ``statistic_grid``: equal in exact arithmetic, apart
+    by rounding (~1e-15) in floating point. A tie is an acceptance (t ≤ c); without a
+    tolerance rounding decided it. 1e-9 relative is far above rounding and far below any real
+    gap between two counts' t."""
+    return 1e-9 * (1.0 + np.abs(np.asarray(critical, dtype=np.float64)))
+
+
 def upper_limits(t: ArrayLike, construction: Construction) -> FloatArray:
     """The upper end of the confidence region in a at each grid column, for statistics ``t``
     (..., A, D): the last a_i of the first run of accepted amplitudes (FC's interval; isolated
@@ -171,7 +183,7 @@ def upper_limits(t: ArrayLike, construction: Construction) -> FloatArray:
     t_a = np.asarray(t, dtype=np.float64)
     a = construction.amplitudes
     margin = t_a - construction.critical  # ≤ 0: accepted
-    accepted = margin <= 0
+    accepted = margin <= tie_tolerance(construction.critical)
     n_a = a.size
     started = np.cumsum(accepted, axis=-2) > 0
     ended = started & ~accepted
@@ -206,5 +218,5 @@ def coverage(
     sig, bkg = toy_means(j, rng, n_toys)
     n = rng.poisson(np.maximum(amplitude * sig + bkg, 0.0))
     t = statistic_at(n, amplitude, j, templates, background)
-    frac = float(np.mean(t <= critical))
+    frac = float(np.mean(t <= critical + tie_tolerance(critical)))
     return {"fraction": frac, "error": float(np.sqrt(max(frac * (1 - frac), 1e-12) / n_toys))}

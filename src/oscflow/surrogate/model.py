@@ -21,7 +21,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .architectures import build
+from .architectures import Axis, build, build_physical, get
 from .scaling import InputScaler, OutputScaler
 
 FORMAT = "oscflow.surrogate/1"
@@ -100,7 +100,16 @@ class SpectrumSurrogate(nn.Module):
         lo, hi = zip(*spec.ranges, strict=True)
         self.input_scaler = InputScaler(lo, hi, [k in spec.log_inputs for k in spec.inputs])
         self.output_scaler = OutputScaler(spec.n_out, spec.output_transform)
-        fit_outputs = None
+        # A physical architecture maps inputs in their units to counts (architectures/).
+        self.physical = get(spec.architecture).physical
+        if self.physical and spec.output_transform != "standard":
+            msg = (
+                f"model.output_transform = {spec.output_transform!r}: architecture "
+                f"{spec.architecture!r} predicts counts, which may dip below zero while it "
+                "trains; set model.output_transform=standard"
+            )
+            raise ValueError(msg)
+        fit_outputs = fit_counts = None
         if train_spectra is not None:
             if train_spectra.shape[1] != spec.n_out:
                 msg = f"training spectra have {train_spectra.shape[1]} bins, the model {spec.n_out}"
@@ -110,19 +119,33 @@ class SpectrumSurrogate(nn.Module):
                 np.linspace(0, len(train_spectra) - 1, min(sample, len(train_spectra))).astype(int)
             )
 
+            def fit_counts() -> torch.Tensor:
+                return torch.as_tensor(np.asarray(train_spectra[rows], dtype=np.float32))
+
             def fit_outputs() -> torch.Tensor:
                 with torch.no_grad():
-                    return self.output_scaler(
-                        torch.as_tensor(np.asarray(train_spectra[rows], dtype=np.float32))
-                    )
+                    return self.output_scaler(fit_counts())
 
-        self.net = build(spec.architecture, len(spec.inputs), spec.n_out, spec.options, fit_outputs)
+        if self.physical:
+            axes = [
+                Axis(k, lo_k, hi_k, k in spec.log_inputs)
+                for k, (lo_k, hi_k) in zip(spec.inputs, spec.ranges, strict=True)
+            ]
+            self.net = build_physical(spec.architecture, axes, spec.n_out, spec.options, fit_counts)
+        else:
+            self.net = build(
+                spec.architecture, len(spec.inputs), spec.n_out, spec.options, fit_outputs
+            )
 
     def scaled(self, params: torch.Tensor) -> torch.Tensor:
         """Network output in the output scaler's space (what the loss compares)."""
+        if self.physical:
+            return self.output_scaler(self.net(params))
         return self.net(self.input_scaler(params))
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
+        if self.physical:
+            return self.net(params)
         return self.output_scaler.inverse(self.scaled(params))
 
     def n_parameters(self) -> int:

@@ -5,6 +5,13 @@ outputs (B, n_out) (the output scaler's space). It is built by ``build(name, n_i
 options, fit_outputs)`` where ``fit_outputs`` returns a sample of scaled training outputs for
 architectures that fit something to the data at construction (e.g. a PCA basis).
 
+A *physical* architecture (``register(..., physical=True)``) instead maps the inputs in their
+own units (B, n_in) to counts (B, n_out), for models whose structure is physics: it is built by
+``build(axes, n_out, options, fit_counts)`` with each input's ``Axis`` (name, training range,
+log scale) and a sample of training spectra in counts; the surrogate applies the output scaler
+after it for the loss. ``phase_kernel`` (an oscillation spectrum as a linear functional of the
+L/E distribution) is one.
+
 Adding an architecture: a module here (or anywhere imported before training) that decorates
 its builder with ``register(name, shape=...)``, and a config ``conf/model/<name>.yaml``.
 ``shape(options)`` says in a few characters what distinguishes one configuration from another
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,17 @@ from torch import nn
 
 Builder = Callable[[int, int, Mapping[str, Any], Callable[[], torch.Tensor] | None], nn.Module]
 Shape = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One input of a surrogate as a physical architecture sees it: its name, training range
+    and whether the dataset sampled it on a log scale."""
+
+    name: str
+    lo: float
+    hi: float
+    log: bool = False
 
 
 def custom_shape(options: Mapping[str, Any]) -> str:
@@ -39,8 +57,9 @@ class Architecture:
     """A registered architecture: its builder and how its runs are named."""
 
     name: str
-    build: Builder
+    build: Callable[..., nn.Module]
     shape: Shape = custom_shape
+    physical: bool = False
 
     def run_name(self, options: Mapping[str, Any], n_params: int) -> str:
         """``<name>-<shape>-<parameters in thousands>k``, e.g. ``seed_mlp-400x400-silu-323k``."""
@@ -51,12 +70,15 @@ ARCHITECTURES: dict[str, Architecture] = {}
 _discovered = False
 
 
-def register(name: str, shape: Shape | None = None) -> Callable[[Builder], Builder]:
+def register(
+    name: str, shape: Shape | None = None, physical: bool = False
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a builder as architecture ``name`` (a later registration of the
-    same name replaces it); ``shape(options)`` names its configurations (default ``custom``)."""
+    same name replaces it); ``shape(options)`` names its configurations (default ``custom``);
+    ``physical``: the builder takes ``(axes, n_out, options, fit_counts)`` (module docstring)."""
 
-    def deco(fn: Builder) -> Builder:
-        ARCHITECTURES[name] = Architecture(name, fn, shape or custom_shape)
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        ARCHITECTURES[name] = Architecture(name, fn, shape or custom_shape, physical)
         return fn
 
     return deco
@@ -89,7 +111,22 @@ def build(
     fit_outputs: Callable[[], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Instantiate architecture ``name`` (ValueError naming the choices if unknown)."""
-    return get(name).build(n_in, n_out, dict(options), fit_outputs)
+    arch = get(name)
+    if arch.physical:
+        msg = f"architecture {name!r} works in physical units: build it with build_physical"
+        raise ValueError(msg)
+    return arch.build(n_in, n_out, dict(options), fit_outputs)
+
+
+def build_physical(
+    name: str,
+    axes: Sequence[Axis],
+    n_out: int,
+    options: Mapping[str, Any],
+    fit_counts: Callable[[], torch.Tensor] | None = None,
+) -> nn.Module:
+    """Instantiate the physical architecture ``name`` (module docstring)."""
+    return get(name).build(tuple(axes), n_out, dict(options), fit_counts)
 
 
 def run_name(name: str, options: Mapping[str, Any], n_params: int) -> str:
