@@ -74,15 +74,16 @@ dayabay: $(STAMP)
 
 # JSNS²'s sterile-neutrino search (README, "JSNS² sterile search"): the demo dataset (stage
 # datasets@jsns2, ~1–3 min on 2 cores), the surrogate of the spectrum per unit sin²2θμe
-# (phase_kernel: exact in Δm², ~1 min), then `oscflow sterile` with it: FC exclusion of the
-# 2022 data, expected bands for 2022 and JSNS²-II, LSND, and the construction timed with the
-# exact model too (outputs/jsns2/).
+# (phase_kernel: exact in Δm², ~1 min) promoted behind the gates, then `oscflow sterile` with
+# it: FC exclusion of the 2022 data, expected bands for 2022 and JSNS²-II, LSND, and the
+# construction timed with the exact model too (outputs/jsns2/).
 VERSION_J = $$($(BIN)/python -c "import json; print(json.load(open('outputs/jsns2/train.json'))['version'])")
 jsns2: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro datasets@jsns2
 	mkdir -p outputs/jsns2
 	$(BIN)/oscflow train --json experiment=jsns2 data=jsns2_demo model=phase_kernel optim.lr=0.006 callbacks.progress_bar=false | tail -n 1 > outputs/jsns2/train.json
+	$(BIN)/oscflow registry promote jsns2-spectrum $(VERSION_J) --alias champion
 	$(BIN)/oscflow sterile model_uri=models:/jsns2-spectrum/$(VERSION_J) | tee outputs/jsns2/sterile.txt
 
 # The full test suite (also what CI runs). Most of its time is waiting (servers starting,
