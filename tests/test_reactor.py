@@ -176,3 +176,19 @@ def test_core_flux_applies_its_switches() -> None:
     )
     np.testing.assert_allclose(ratio, expected, rtol=1e-12)
     assert ratio[0] > 1.03  # 2 MeV: +3.6 % NEQ (²³⁵U-weighted) + 1.3 % SNF
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+experiment.reactor.decay_heat=true", "experiment.reactor: unknown keys"),
+        ("experiment.reactor.spent_fuel=1", "experiment.reactor.spent_fuel: 1 is not true"),
+    ],
+)
+def test_bad_reactor_switch_is_a_config_error(override: str, message: str) -> None:
+    from oscflow.config import load
+    from oscflow.errors import ConfigError
+    from oscflow.experiments import load_experiment
+
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(load("predict", [override]).experiment)
