@@ -180,16 +180,16 @@ def mixture_spectrum(
     counted per fission of the core.
     """
     e = np.asarray(energy, dtype=np.float64)
-
-    def mix(neq: bool) -> NDArray[np.float64]:
-        return sum(
-            (f * isotope_spectrum(e, iso, extrapolation, neq) for iso, f in fractions.items()),
+    parts = {iso: f * isotope_spectrum(e, iso, extrapolation) for iso, f in fractions.items()}
+    equilibrium = sum(parts.values(), start=np.zeros_like(e))
+    spectrum = equilibrium
+    if non_equilibrium:
+        spectrum = spectrum + sum(
+            (s * nonequilibrium_correction(e, iso) for iso, s in parts.items()),
             start=np.zeros_like(e),
         )
-
-    spectrum = mix(non_equilibrium)
     if spent_fuel:
-        spectrum = spectrum + spent_fuel_ratio(e) * mix(False)
+        spectrum = spectrum + spent_fuel_ratio(e) * equilibrium
     return spectrum
 
 
