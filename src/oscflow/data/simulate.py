@@ -96,6 +96,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def _simulate_and_write(cfg: DictConfig, experiment: Any, n: int, out: Path) -> dict[str, Any]:
     sim = cfg.data.simulate
+    corrections = cfg.experiment.get("reactor")  # the flux corrections the pdf includes
     with progress_bar("simulate MC pairs", n) as advance:
         pairs = experiment.simulate_pairs(n, int(sim.seed), int(sim.chunk), advance)
     meta = {
@@ -108,6 +109,7 @@ def _simulate_and_write(cfg: DictConfig, experiment: Any, n: int, out: Path) -> 
             "cores": to_container(cfg.experiment.cores),
             "fission_fractions": to_container(cfg.experiment.fission_fractions),
             "spectrum_extrapolation": cfg.experiment.spectrum_extrapolation,
+            "reactor": to_container(corrections) if corrections is not None else {},
             "neutrino_energy_max": cfg.experiment.neutrino_energy_max,
         },
     }

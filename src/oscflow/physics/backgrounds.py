@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import decay_at_rest, ibd, reactor
+from . import geoneutrino as geo
 from .constants import M_ELECTRON
 
 ShapeFn = Callable[..., NDArray[np.float64]]
@@ -61,11 +62,12 @@ def geoneutrino(
     th_endpoint: float = 2.254,
     th_fraction: float = 0.21,
 ) -> NDArray[np.float64]:
-    """IBD of ²³⁸U-chain (²¹⁴Bi, Q = 3.272 MeV) and ²³²Th-chain (²¹²Bi, Q = 2.254 MeV) ν̄.
+    """IBD of ²³⁸U-chain (²¹⁴Bi, Q = 3.272 MeV) and ²³²Th-chain (²¹²Bi, Q = 2.254 MeV) ν̄:
+    the simplified shape (one allowed branch per chain, no Fermi function), kept so that the
+    old model stays reachable; ``geoneutrino_chains`` is the complete one.
 
-    Only these β branches reach above the IBD threshold. Th/(U+Th) event fraction 0.21 for the
-    chondritic Th/U mass ratio 3.9 (e.g. KamLAND, Nature Geosci. 4, 647 (2011)). Prompt energy at
-    zeroth order E = E_ν − 0.782 MeV.
+    Th/(U+Th) event fraction 0.21 for the chondritic Th/U mass ratio 3.9 (e.g. KamLAND, Nature
+    Geosci. 4, 647 (2011)). Prompt energy at zeroth order E = E_ν − 0.782 MeV.
     """
     enu = e + ibd.PROMPT_OFFSET
     sig = ibd.cross_section(enu)
@@ -74,6 +76,17 @@ def geoneutrino(
     norm_u = max(np.trapezoid(u, e), 1e-300) if u.any() else 1.0
     norm_th = max(np.trapezoid(th, e), 1e-300) if th.any() else 1.0
     return (1.0 - th_fraction) * u / norm_u + th_fraction * th / norm_th
+
+
+@shape("geoneutrino_chains")
+def geoneutrino_chains(
+    e: NDArray[np.float64], th_u_mass_ratio: float = geo.CHONDRITIC_TH_U_MASS_RATIO
+) -> NDArray[np.float64]:
+    """IBD of the ²³⁸U and ²³²Th chains with every β branch above the IBD threshold (²³⁴ᵐPa,
+    ²¹⁴Bi; ²²⁸Ac, ²¹²Bi; ENSDF intensities and endpoints, allowed shapes with the Fermi
+    function: physics/geoneutrino.py), U and Th weighted by ``th_u_mass_ratio`` (chondritic 3.9,
+    a Th event fraction of 0.21). Prompt energy at zeroth order E = E_ν − 0.782 MeV."""
+    return geo.ibd_density(e + ibd.PROMPT_OFFSET, th_u_mass_ratio)
 
 
 @shape("reactor_averaged")

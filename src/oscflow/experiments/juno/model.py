@@ -52,6 +52,7 @@ WINDOW_FACTOR = 2.0  # binning.emax <= this × neutrino_energy_max
 SHAPE_PARAM_MAX = 1000.0  # background-shape parameters are MeV energies, widths or fractions
 SHAPE_SCALES = frozenset({"slope", "widths"})  # divide the energy: must be > 0
 SHAPE_SCALE_MIN = 1e-3  # MeV
+REACTOR_CORRECTIONS = ("non_equilibrium", "spent_fuel")  # experiment.reactor switches
 ProgressFn = Callable[[int], None]
 
 
@@ -91,7 +92,27 @@ def _number(
     return value
 
 
+def _reactor_corrections(cfg: Mapping[str, Any]) -> dict[str, bool]:
+    """``experiment.reactor``: the flux corrections (physics/reactor.py), each true or false;
+    a missing key is false (the equilibrium flux)."""
+    unknown = set(cfg) - set(REACTOR_CORRECTIONS)
+    if unknown:
+        raise ConfigError(
+            "experiment.reactor", f"unknown keys {sorted(unknown)}", f"use {REACTOR_CORRECTIONS}"
+        )
+    out = {}
+    for key in REACTOR_CORRECTIONS:
+        value = cfg.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"experiment.reactor.{key}", f"{value!r} is not true/false", "set true or false"
+            )
+        out[key] = value
+    return out
+
+
 def _cores(cfg: Mapping[str, Any]) -> tuple[reactor.Core, ...]:
+    corrections = _reactor_corrections(cfg.get("reactor") or {})
     fractions = dict(cfg["fission_fractions"])
     unknown = set(fractions) - set(reactor.ISOTOPES)
     if unknown:
@@ -129,6 +150,7 @@ def _cores(cfg: Mapping[str, Any]) -> tuple[reactor.Core, ...]:
                 fission_fractions={
                     k: float(v) for k, v in (c.get("fission_fractions") or fractions).items()
                 },
+                **corrections,
             )
         )
     if not cores:
