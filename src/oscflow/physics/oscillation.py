@@ -132,7 +132,7 @@ def matter_eigensystem(
     if np.any(refine):
         shape = refine.shape
         sub = [np.broadcast_to(x, shape)[refine] for x in m]
-        sub_w, sub_l = _stable_eigensystem(*sub)
+        sub_w, sub_l = stable_eigensystem(*sub)
         weights = tuple(_patched(x, refine, y) for x, y in zip(weights, sub_w, strict=True))
         lams = tuple(_patched(x, refine, y) for x, y in zip(lams, sub_l, strict=True))
     return weights, lams
@@ -194,7 +194,7 @@ def _identity_weights(
     return tuple(weights)
 
 
-def _stable_eigensystem(
+def stable_eigensystem(
     m00: NDArray[np.float64],
     m01: NDArray[np.float64],
     m02: NDArray[np.float64],

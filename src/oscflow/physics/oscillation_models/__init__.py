@@ -9,7 +9,10 @@ A model turns energies (MeV), parameter batches and settings into a *propagator*
 of the baseline (km) returning the oscillation probability of the model's channel, shape (B, N)
 for B parameter points and N energies. Expensive baseline-independent work (the matter
 eigensystem of the three-flavour model) is done once per propagator, so that a predictor with
-many cores or many baselines pays it once.
+many cores or many baselines pays it once. ``grouped`` sums the probability over baselines
+with weights (a predictor's cores and their shares); by default through the propagator
+(``grouped_by_propagator``, the reference), and a model may override it with a faster exact
+form (``three_flavour`` does: ``physics/survival_sums.py``).
 
 Registered models (see each module for units and sources):
 
@@ -24,7 +27,8 @@ from __future__ import annotations
 import abc
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -60,6 +64,13 @@ class OscillationModel(abc.ABC):
         """P(baseline_km) of shape (B, N) for energies ``energy`` (N,) in MeV and parameter
         arrays of shape (B,) (or scalars)."""
 
+    def grouped(
+        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any, at: Sites
+    ) -> NDArray[np.float64]:
+        """Σ_{c: at.group_index[c] = g} at.weights[c] · P(at.baselines_km[c]), shape (G, B, N).
+        Default: ``grouped_by_propagator``; overrides must equal it to rounding."""
+        return grouped_by_propagator(self, energy, params, settings, at)
+
     def check(self, params: Mapping[str, ArrayLike]) -> None:
         """Raise ValueError naming the parameter if a value lies outside the model's physical
         domain (default: every value finite)."""
@@ -67,6 +78,40 @@ class OscillationModel(abc.ABC):
             if k in params and not np.all(np.isfinite(np.asarray(params[k], dtype=np.float64))):
                 msg = f"oscillation parameter {k!r} must be finite"
                 raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class Sites:
+    """Where ``OscillationModel.grouped`` evaluates P: baselines (km), their weights (C, N) at
+    the N energies, and their grouping (``group_index[c]`` in [0, n_groups), every group with
+    a baseline)."""
+
+    baselines_km: Sequence[float]
+    weights: NDArray[np.float64]
+    group_index: Sequence[int]
+    n_groups: int
+
+
+def grouped_by_propagator(
+    model: OscillationModel,
+    energy: ArrayLike,
+    params: Mapping[str, NDArray[np.float64]],
+    settings: Any,
+    at: Sites,
+) -> NDArray[np.float64]:
+    """The reference of ``OscillationModel.grouped``: P per baseline by the model's propagator,
+    times its weight, added up per group in the order of the baselines."""
+    probability = model.propagator(energy, params, settings)
+    out: list[NDArray[np.float64] | None] = [None] * at.n_groups
+    for c, baseline in enumerate(at.baselines_km):
+        term = at.weights[c] * probability(baseline)
+        g = at.group_index[c]
+        prev = out[g]
+        out[g] = term if prev is None else prev + term
+    if any(x is None for x in out):
+        msg = f"group_index {list(at.group_index)} leaves one of {at.n_groups} groups empty"
+        raise ValueError(msg)
+    return np.stack([x for x in out if x is not None])
 
 
 M = TypeVar("M", bound=type[OscillationModel])

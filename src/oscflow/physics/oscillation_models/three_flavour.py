@@ -23,7 +23,8 @@ from ..oscillation import (
     is_ordering,
     matter_eigensystem,
 )
-from . import OscillationModel, Propagator, register
+from ..survival_sums import grouped_survival
+from . import OscillationModel, Propagator, Sites, register
 
 
 @register
@@ -34,10 +35,9 @@ class ThreeFlavour(OscillationModel):
     channel = "antinu_e->antinu_e"
     parameters = ("sin2_th12", "sin2_th13", "dm2_21", "dm2_32")
 
-    def propagator(
-        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any
-    ) -> Propagator:
-        e = np.asarray(energy, dtype=np.float64)
+    def _parameters(
+        self, params: Mapping[str, NDArray[np.float64]], settings: Any
+    ) -> OscillationParameters:
         s12, s13, d21, d32 = (
             np.asarray(params[k], dtype=np.float64).reshape(-1, 1) for k in self.parameters
         )
@@ -45,7 +45,13 @@ class ThreeFlavour(OscillationModel):
         if not is_ordering(ordering):
             msg = f"ordering {ordering!r} is not one of {ORDERINGS}"
             raise ValueError(msg)
-        osc = OscillationParameters(s12, s13, d21, d32, ordering=ordering)
+        return OscillationParameters(s12, s13, d21, d32, ordering=ordering)
+
+    def propagator(
+        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any
+    ) -> Propagator:
+        e = np.asarray(energy, dtype=np.float64)
+        osc = self._parameters(params, settings)
         if getattr(settings, "matter", False):
             weights, lams = matter_eigensystem(
                 e,
@@ -62,3 +68,20 @@ class ThreeFlavour(OscillationModel):
             return _probability_from_eigen(weights, lams, baseline_km * inv_e)
 
         return probability
+
+    def grouped(
+        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any, at: Sites
+    ) -> NDArray[np.float64]:
+        """The per-group sums of the propagator's P, by the fast exact path of
+        ``physics/survival_sums.py`` (equal to the reference to rounding)."""
+        return grouped_survival(
+            energy,
+            self._parameters(params, settings),
+            at.baselines_km,
+            at.weights,
+            at.group_index,
+            at.n_groups,
+            matter=bool(getattr(settings, "matter", False)),
+            density=getattr(settings, "density", CRUST_DENSITY),
+            electron_fraction=getattr(settings, "electron_fraction", CRUST_ELECTRON_FRACTION),
+        )
