@@ -7,6 +7,15 @@ What it measures, all on one machine in one run:
 * Spectra per second of the response-matrix predictor (``ResponseMatrixPredictor``), in
   vacuum and with matter effects, batched (one ``predict`` call on B parameter points) and
   single (a ``predict`` call on one point, repeated).
+* The same, BEFORE vs AFTER issue 18 in the same run: every matrix figure is also measured on
+  ``predictor.reference_copy()``, the pre-issue-18 computation kept in the code (P_ee core by
+  core through the oscillation model's propagator, the node-matrix product group by group;
+  ``physics/survival_sums.py`` is the fast path). Ratios new/old are printed (target ≥ 5× for
+  oscillation-only points in matter, the production setting); the two agree to ~1e-12.
+* The detector-parameter path: points whose detector parameters (``escale``, ``res_a``) all
+  differ, so that every point rebuilds the response matrix from the MC events (reconstruction
+  and binning of every pair), new and old; the rebuild's share is the difference from the
+  single-point oscillation-only time.
 * Spectra per second of the event-reweighting predictor (``ReweightPredictor``, single),
   the BASELINE: the matrix figures are also given as ratios matrix/reweight measured in the
   same run with the same MC pairs, binning (400 bins, 0.8–8.8 MeV prompt energy), exposure
@@ -23,8 +32,8 @@ does not depend on B beyond one chunk.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_predictors.py            # ~1.5 min on 2 cores
-    .venv/bin/python benchmarks/bench_predictors.py --quick    # ~20 s, fewer repeats
+    .venv/bin/python benchmarks/bench_predictors.py            # ~2.5 min on 2 cores
+    .venv/bin/python benchmarks/bench_predictors.py --quick    # ~40 s, fewer repeats
 
 The last line printed is a single JSON object with every figure (for scripts and logs).
 
@@ -66,6 +75,9 @@ class Plan:
     single_calls: int  # predict calls per repeat of the single-point measurement
     single_repeats: int
     reweight_repeats: int
+    old_single_calls: int  # the old path's single-point calls per repeat
+    det_points: int  # detector-parameter points per repeat (each rebuilds the matrix)
+    det_repeats: int
 
 
 FULL = Plan(
@@ -75,6 +87,9 @@ FULL = Plan(
     single_calls=200,
     single_repeats=5,
     reweight_repeats=5,
+    old_single_calls=50,
+    det_points=8,
+    det_repeats=3,
 )
 QUICK = Plan(
     sim_repeats=2,
@@ -83,7 +98,11 @@ QUICK = Plan(
     single_calls=50,
     single_repeats=3,
     reweight_repeats=2,
+    old_single_calls=20,
+    det_points=4,
+    det_repeats=2,
 )
+DETECTOR_PARAMETERS = ("escale", "res_a")
 SETTINGS = ("vacuum", "matter")
 
 
@@ -92,6 +111,17 @@ def parameter_points(experiment: Any, size: int, seed: int) -> dict[str, np.ndar
     rng = np.random.default_rng(seed)
     out = {}
     for name in OSCILLATION_PARAMETERS:
+        lo, hi = experiment.parameters[name].sampling_range
+        out[name] = rng.uniform(lo, hi, size)
+    return out
+
+
+def detector_points(experiment: Any, size: int, seed: int) -> dict[str, np.ndarray]:
+    """``size`` oscillation points with detector parameters drawn from their sampling ranges
+    (all distinct: every point rebuilds the response matrix)."""
+    rng = np.random.default_rng(seed + 1)
+    out = parameter_points(experiment, size, seed + 1)
+    for name in DETECTOR_PARAMETERS:
         lo, hi = experiment.parameters[name].sampling_range
         out[name] = rng.uniform(lo, hi, size)
     return out
@@ -110,6 +140,15 @@ def single_loop(predictor: Any, points: Mapping[str, np.ndarray], exposure: Any,
             predictor.predict(take(points, i % n, 1), exposure)
 
     return run
+
+
+def new_over_old(results: Mapping[str, Timing]) -> dict[str, float]:
+    """Rate of each new-path measurement over its old-path twin (``<key>_old``), same run."""
+    return {
+        key: results[key].rate / results[f"{key}_old"].rate
+        for key in results
+        if f"{key}_old" in results
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -160,15 +199,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             build[f"{method}_{s}"] = time.perf_counter() - t0
 
     points = parameter_points(exp, max(plan.batch_sizes), seed=args.seed)
+    det_points = detector_points(exp, plan.det_points, seed=args.seed)
+    small = min(plan.batch_sizes)
     agreement: dict[str, float] = {}
     jobs: dict[tuple[str, str], Job] = {}
+    old_vs_new: dict[str, float] = {}
     for s in SETTINGS:
         matrix, reweight = predictors[s, "matrix"], predictors[s, "reweight"]
+        old = matrix.reference_copy()  # the pre-issue-18 computation, same matrices
         first = take(points, 0, 1)
         # The agreement check doubles as the reweighter's warm-up (one call is ~1 s).
         m_tot = total(matrix.predict(first, exposure))[0]
         r_tot = total(reweight.predict(first, exposure))[0]
         agreement[s] = float(abs(m_tot.sum() / r_tot.sum() - 1.0))
+        check = take(points, 0, 64)
+        new_spec, old_spec = (
+            total(matrix.predict(check, exposure)),
+            total(old.predict(check, exposure)),
+        )
+        filled = old_spec > 0
+        old_vs_new[s] = float(np.max(np.abs(new_spec[filled] / old_spec[filled] - 1.0)))
+        jobs[s, "matrix_single_old"] = Job(
+            single_loop(old, points, exposure, plan.old_single_calls),
+            plan.old_single_calls,
+            plan.single_repeats,
+            calls=plan.old_single_calls,
+        )
+        first_batch = take(points, 0, small)
+        jobs[s, f"matrix_batch{small}_old"] = Job(
+            lambda p=old, q=first_batch: p.predict(q, exposure),
+            small,
+            plan.batch_repeats,
+        )
+        for name, pred in (("matrix_detector", matrix), ("matrix_detector_old", old)):
+            jobs[s, name] = Job(
+                lambda p=pred: p.predict(det_points, exposure),
+                plan.det_points,
+                plan.det_repeats,
+                calls=plan.det_points,
+            )
         jobs[s, "reweight_single"] = Job(
             lambda p=reweight, q=first: p.predict(q, exposure),
             1,
@@ -192,31 +261,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[s][key] = timings[f"{s}/{key}"]
 
     # ---- table ----------------------------------------------------------------------
-    rows: list[tuple[str, str, int, Timing, float | None]] = [
-        ("MC pairs/s (simulate_pairs)", "-", n_pairs, sim, None)
+    rows: list[tuple[str, str, int, Timing, float | None, float | None]] = [
+        ("MC pairs/s (simulate_pairs)", "-", n_pairs, sim, None, None)
     ]
+    speedup = {s: new_over_old(results[s]) for s in SETTINGS}
     for s in SETTINGS:
         base = results[s]["reweight_single"].rate
         named = [("reweight spectra/s [BASELINE]", "reweight_single", 1)]
         named.append(("matrix spectra/s, single", "matrix_single", 1))
+        named.append(("  old path (before #18)", "matrix_single_old", 1))
         named.extend(("matrix spectra/s, batched", f"matrix_batch{b}", b) for b in plan.batch_sizes)
+        named.append(("  old path (before #18)", f"matrix_batch{small}_old", small))
+        named.append(("matrix, detector-param. points", "matrix_detector", 1))
+        named.append(("  old path (before #18)", "matrix_detector_old", 1))
         rows.extend(
-            (label, s, b, results[s][key], results[s][key].rate / base) for label, key, b in named
+            (label, s, b, results[s][key], results[s][key].rate / base, speedup[s].get(key))
+            for label, key, b in named
         )
     header = (
         f"{'measurement':<31} {'osc.':<6} {'batch':>9} {'calls×reps':>10} {'s/call':>9} "
-        f"{'per second, median (min–max)':>32} {'× reweight':>10}"
+        f"{'per second, median (min–max)':>32} {'× reweight':>10} {'new/old':>8}"
     )
     print()
     print(header)
     print("-" * len(header))
-    for name, setting, b, t, ratio in rows:
+    for name, setting, b, t, ratio, new_old in rows:
         lo, hi = t.rate_range
         per_s = f"{fmt_rate(t.rate)} ({fmt_rate(lo)}–{fmt_rate(hi)})"
         reps = f"{t.calls}×{len(t.seconds)}"
         print(
             f"{name:<31} {setting:<6} {b:>9,} {reps:>10} {t.per_call:>9.2e} "
-            f"{per_s:>32} {'' if ratio is None else f'{ratio:,.0f}':>10}"
+            f"{per_s:>32} {'' if ratio is None else f'{ratio:,.0f}':>10} "
+            f"{'' if new_old is None else f'{new_old:.2f}×':>8}"
+        )
+    print()
+    for s in SETTINGS:
+        r = results[s]
+        print(
+            f"new / old path, {s}: batched {speedup[s][f'matrix_batch{small}']:.2f}×, single "
+            f"{speedup[s]['matrix_single']:.2f}×, detector-parameter points "
+            f"{speedup[s]['matrix_detector']:.2f}× (max |new/old − 1| over 64 spectra: "
+            f"{old_vs_new[s]:.1e})"
+        )
+        rebuild = 1e3 * (r["matrix_detector"].per_call - r["matrix_single"].per_call)
+        rebuild_old = 1e3 * (r["matrix_detector_old"].per_call - r["matrix_single_old"].per_call)
+        print(
+            f"  detector-parameter point, {s}: {1e3 * r['matrix_detector'].per_call:.1f} ms, of "
+            f"which the matrix rebuild ≈ {rebuild:.1f} ms (old path {rebuild_old:.1f} ms of "
+            f"{1e3 * r['matrix_detector_old'].per_call:.1f} ms)"
         )
     print()
     batched_key = f"matrix_batch{max(plan.batch_sizes)}"
@@ -262,6 +354,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             k: round(results["matter"][k].rate / results["vacuum"][k].rate, 3)
             for k in results["vacuum"]
         },
+        "ratio_new_over_old": {
+            s: {k: round(v, 3) for k, v in speedup[s].items()} for s in SETTINGS
+        },
+        "new_vs_old_max_rel": old_vs_new,
         "build_s": {k: round(v, 3) for k, v in build.items()},
         "agreement_rel": agreement,
         "environment": env,
