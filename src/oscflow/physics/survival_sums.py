@@ -410,7 +410,7 @@ def _sum_tile(
     pairs = ((w0, w1, gaps[0]), (w0, w2, gaps[1]), (w1, w2, gaps[2]))
     amps = [4.0 * wi * wj for wi, wj, _ in pairs]
     missing = 1.0 - (amps[0] + amps[1] + amps[2])
-    largest = [float(np.max(np.abs(gap))) for _, _, gap in pairs]
+    largest = [max(-float(gap.min()), float(gap.max())) for _, _, gap in pairs]  # max |gap|
     for g, site in enumerate(sites):
         acc = out[g]
         np.multiply(missing, site.total, out=acc)
