@@ -146,15 +146,17 @@ class ReactorSource:
         ``physics/survival_sums.py``, equal to rounding).
         """
         model = settings.oscillation
-        at = oscillation_models.Sites(
-            baselines_km=[c.baseline_km for c in self.cores],
+        baselines = oscillation_models.WeightedBaselines(
+            km=[c.baseline_km for c in self.cores],
             weights=core_weight,
             group_index=[self.groups.index(c.group) for c in self.cores],
             n_groups=len(self.groups),
         )
         if reference:
-            return oscillation_models.grouped_by_propagator(model, energy, params, settings, at)
-        return model.grouped(energy, params, settings, at)
+            return oscillation_models.grouped_by_propagator(
+                model, energy, params, settings, baselines
+            )
+        return model.grouped(energy, params, settings, baselines)
 
 
 def check_params(

@@ -65,11 +65,15 @@ class OscillationModel(abc.ABC):
         arrays of shape (B,) (or scalars)."""
 
     def grouped(
-        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any, at: Sites
+        self,
+        energy: ArrayLike,
+        params: Mapping[str, NDArray[np.float64]],
+        settings: Any,
+        baselines: WeightedBaselines,
     ) -> NDArray[np.float64]:
-        """Σ_{c: at.group_index[c] = g} at.weights[c] · P(at.baselines_km[c]), shape (G, B, N).
+        """Σ_{c: group_index[c] = g} weights[c] · P(km[c]) of ``baselines``, shape (G, B, N).
         Default: ``grouped_by_propagator``; overrides must equal it to rounding."""
-        return grouped_by_propagator(self, energy, params, settings, at)
+        return grouped_by_propagator(self, energy, params, settings, baselines)
 
     def check(self, params: Mapping[str, ArrayLike]) -> None:
         """Raise ValueError naming the parameter if a value lies outside the model's physical
@@ -81,12 +85,12 @@ class OscillationModel(abc.ABC):
 
 
 @dataclass(frozen=True)
-class Sites:
+class WeightedBaselines:
     """Where ``OscillationModel.grouped`` evaluates P: baselines (km), their weights (C, N) at
     the N energies, and their grouping (``group_index[c]`` in [0, n_groups), every group with
     a baseline)."""
 
-    baselines_km: Sequence[float]
+    km: Sequence[float]
     weights: NDArray[np.float64]
     group_index: Sequence[int]
     n_groups: int
@@ -97,19 +101,22 @@ def grouped_by_propagator(
     energy: ArrayLike,
     params: Mapping[str, NDArray[np.float64]],
     settings: Any,
-    at: Sites,
+    baselines: WeightedBaselines,
 ) -> NDArray[np.float64]:
     """The reference of ``OscillationModel.grouped``: P per baseline by the model's propagator,
     times its weight, added up per group in the order of the baselines."""
     probability = model.propagator(energy, params, settings)
-    out: list[NDArray[np.float64] | None] = [None] * at.n_groups
-    for c, baseline in enumerate(at.baselines_km):
-        term = at.weights[c] * probability(baseline)
-        g = at.group_index[c]
+    out: list[NDArray[np.float64] | None] = [None] * baselines.n_groups
+    for c, baseline in enumerate(baselines.km):
+        term = baselines.weights[c] * probability(baseline)
+        g = baselines.group_index[c]
         prev = out[g]
         out[g] = term if prev is None else prev + term
     if any(x is None for x in out):
-        msg = f"group_index {list(at.group_index)} leaves one of {at.n_groups} groups empty"
+        msg = (
+            f"group_index {list(baselines.group_index)} leaves one of {baselines.n_groups} "
+            "groups empty"
+        )
         raise ValueError(msg)
     return np.stack([x for x in out if x is not None])
 

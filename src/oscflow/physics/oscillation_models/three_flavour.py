@@ -24,7 +24,7 @@ from ..oscillation import (
     matter_eigensystem,
 )
 from ..survival_sums import grouped_survival
-from . import OscillationModel, Propagator, Sites, register
+from . import OscillationModel, Propagator, WeightedBaselines, register
 
 
 @register
@@ -70,17 +70,21 @@ class ThreeFlavour(OscillationModel):
         return probability
 
     def grouped(
-        self, energy: ArrayLike, params: Mapping[str, NDArray[np.float64]], settings: Any, at: Sites
+        self,
+        energy: ArrayLike,
+        params: Mapping[str, NDArray[np.float64]],
+        settings: Any,
+        baselines: WeightedBaselines,
     ) -> NDArray[np.float64]:
         """The per-group sums of the propagator's P, by the fast exact path of
         ``physics/survival_sums.py`` (equal to the reference to rounding)."""
         return grouped_survival(
             energy,
             self._parameters(params, settings),
-            at.baselines_km,
-            at.weights,
-            at.group_index,
-            at.n_groups,
+            baselines.km,
+            baselines.weights,
+            baselines.group_index,
+            baselines.n_groups,
             matter=bool(getattr(settings, "matter", False)),
             density=getattr(settings, "density", CRUST_DENSITY),
             electron_fraction=getattr(settings, "electron_fraction", CRUST_ELECTRON_FRACTION),
