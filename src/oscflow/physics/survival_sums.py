@@ -104,12 +104,14 @@ def grouped_survival(
     size = max(x.shape[0] for x in (s12, s13, d21, d31))
     s12, s13, d21, d31 = (np.broadcast_to(x, (size, 1)) for x in (s12, s13, d21, d31))
 
+    out = np.empty((n_groups, size, n))
+    if n == 0 or size == 0:
+        return out
     blocks = _site_blocks(energy, core_weight, e, weight, baselines, groups, n_groups)
     potential = -MATTER_POTENTIAL_COEFF * density * electron_fraction * e  # ν̄: A < 0, eV²
 
-    out = np.empty((n_groups, size, n))
     cols = min(n, TILE)
-    rows = max(1, TILE // max(cols, 1))
+    rows = max(1, TILE // cols)
     scratch = _Scratch(int(np.bincount(groups).max()), rows, cols)
     for c0, sites in zip(range(0, n, cols), blocks, strict=True):
         c = slice(c0, min(c0 + cols, n))
