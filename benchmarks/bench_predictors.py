@@ -16,8 +16,8 @@ What it measures, all on one machine in one run:
   differ, so that every point rebuilds the response matrix from the MC events (reconstruction
   and binning of every pair), new and old; the rebuild's share is the difference from the
   single-point oscillation-only time.
-* Spectra per second of the event-reweighting predictor (``ReweightPredictor``, single),
-  the BASELINE: the matrix figures are also given as ratios matrix/reweight measured in the
+* Spectra per second of the event-reweighting predictor (``ReweightPredictor``, single; it
+  uses the fast P_ee sums too), the BASELINE: the matrix figures are also given as ratios matrix/reweight measured in the
   same run with the same MC pairs, binning (400 bins, 0.8–8.8 MeV prompt energy), exposure
   and parameter points. Machines are noisy; quote the ratios rather than the absolute rates.
 * One-off set-up costs (building each predictor from the pairs) and the agreement of the
@@ -32,8 +32,8 @@ does not depend on B beyond one chunk.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_predictors.py            # ~2.5 min on 2 cores
-    .venv/bin/python benchmarks/bench_predictors.py --quick    # ~40 s, fewer repeats
+    .venv/bin/python benchmarks/bench_predictors.py            # ~1.5–2.5 min on 2 cores
+    .venv/bin/python benchmarks/bench_predictors.py --quick    # ~30–40 s, fewer repeats
 
 The last line printed is a single JSON object with every figure (for scripts and logs).
 
