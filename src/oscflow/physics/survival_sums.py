@@ -37,6 +37,7 @@ densities g/cm³.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -129,6 +130,7 @@ def grouped_survival(
 # predictor's nodes and core shares), keyed by identity while the entry holds them. Only small
 # layouts (N · cores below ``_CACHE_MAX_VALUES``) are kept; a predictor's are ~10⁵ values.
 _CACHE: dict[tuple[object, ...], tuple[object, object, list[list[_Site]]]] = {}
+_CACHE_LOCK = threading.Lock()  # predictors may run in threads (e.g. a Dask worker's)
 _CACHE_ENTRIES = 8
 _CACHE_MAX_VALUES = 2_000_000
 
@@ -146,10 +148,11 @@ def _site_blocks(
     ``_CACHE``)."""
     frozen = all(isinstance(x, np.ndarray) and not x.flags.writeable for x in (energy, core_weight))
     key = (id(energy), id(core_weight), tuple(baselines), tuple(groups), n_groups, TILE)
-    if frozen and key in _CACHE:
-        held_e, held_w, blocks = _CACHE[key]
-        if held_e is energy and held_w is core_weight:
-            return blocks
+    if frozen:
+        with _CACHE_LOCK:
+            entry = _CACHE.get(key)
+        if entry is not None and entry[0] is energy and entry[1] is core_weight:
+            return entry[2]
     inv_e = 1.0 / e
     cols = min(e.size, TILE)
     blocks = [
@@ -162,9 +165,10 @@ def _site_blocks(
         for c0 in range(0, e.size, cols)
     ]
     if frozen and e.size * (baselines.size + 2 * MAX_ORDER) <= _CACHE_MAX_VALUES:
-        while len(_CACHE) >= _CACHE_ENTRIES:
-            del _CACHE[next(iter(_CACHE))]
-        _CACHE[key] = (energy, core_weight, blocks)
+        with _CACHE_LOCK:
+            while len(_CACHE) >= _CACHE_ENTRIES:
+                del _CACHE[next(iter(_CACHE))]
+            _CACHE[key] = (energy, core_weight, blocks)
     return blocks
 
 
@@ -239,9 +243,14 @@ class _Site:
         self._moment_weight = weight.mean(axis=1) if weight.size and flat else self.weight
         self._cos: list[Array] = []  # (−1)ᵏ m₂ₖ / (2 (2k)!)
         self._sin: list[Array] = []  # (−1)ᵏ m₂ₖ₊₁ / (2k+1)!
+        self._lock = threading.Lock()  # a cached site is shared between threads
 
     def coefficients(self, order: int) -> tuple[list[Array], list[Array]]:
         """The Taylor coefficients of A/2 and B up to y^order (computed once, as needed)."""
+        with self._lock:
+            return self._grow(order)
+
+    def _grow(self, order: int) -> tuple[list[Array], list[Array]]:
         while 2 * len(self._cos) <= order:
             k = len(self._cos)
             m_even = np.asarray(self.delta ** (2 * k) @ self._moment_weight)
