@@ -103,14 +103,14 @@ def test_batch_equals_one_by_one_and_exposure_is_linear(
 def test_detector_parameters_as_inputs_match_a_rebuilt_detector(
     juno: JunoExperiment, pairs: MCPairs
 ) -> None:
-    """escale/res_a passed per sample give what a detector configured with them gives, for
-    both routes, and change the spectrum."""
+    """escale/res_a/nl_p1/nl_p2 passed per sample give what a detector configured with them
+    gives, for both routes, and change the spectrum."""
+    changed = {"escale": 1.01, "res_a": 0.03, "nl_p1": 0.12, "nl_p2": 0.8}
     rebuilt = load_experiment(
-        load(
-            "predict", ["experiment.detector.escale=1.01", "experiment.detector.res_a=0.03"]
-        ).experiment
+        load("predict", [f"experiment.detector.{k}={v}" for k, v in changed.items()]).experiment
     )
-    params = {**NOMINAL, "escale": np.array([1.0, 1.01]), "res_a": np.array([0.0261, 0.03])}
+    nominal = {k: getattr(juno.detector, k) for k in changed}
+    params = {**NOMINAL, **{k: np.array([nominal[k], v]) for k, v in changed.items()}}
     for method in ("matrix", "reweight"):
         out = juno.predictor(EDGES, "prompt", method, pairs).predict(params, EXPOSURE)
         ref = rebuilt.predictor(EDGES, "prompt", method, pairs).predict(NOMINAL, EXPOSURE)

@@ -16,8 +16,15 @@ from ..physics.predictors import MCPairs, SamplingPdf
 from ..progress import progress_bar
 from .io import atomic_directory, build_lock, load_array, read_meta, write_json
 
-FORMAT = "oscflow.mc_pairs/1"
-DTYPES = {"enu": np.float64, "e_vis": np.float32, "z": np.float32, "radius": np.float32}
+# /2: events carry their deposited energy (non-linearity parameters are exact inputs).
+FORMAT = "oscflow.mc_pairs/2"
+DTYPES = {
+    "enu": np.float64,
+    "e_vis": np.float32,
+    "z": np.float32,
+    "radius": np.float32,
+    "e_dep": np.float32,
+}
 
 
 def pairs_dir(cfg: DictConfig) -> Path:
@@ -103,7 +110,13 @@ def _simulate_and_write(cfg: DictConfig, experiment: Any, n: int, out: Path) -> 
         "experiment": experiment.name,
         "dataset": cfg.data.name,
         "seed": int(sim.seed),
-        "units": {"enu": "MeV", "e_vis": "MeV", "z": "standard normal", "radius": "m"},
+        "units": {
+            "enu": "MeV",
+            "e_vis": "MeV",
+            "z": "standard normal",
+            "radius": "m",
+            "e_dep": "MeV",
+        },
         "detector": to_container(cfg.experiment.detector),
         "generator": {
             "cores": to_container(cfg.experiment.cores),

@@ -7,9 +7,11 @@ edge (energy leakage); deposited energy is turned into visible energy by a liqui
 non-linearity and a position-dependent light yield; the visible energy is then smeared with the
 resolution σ/E = √((a/√E)² + b² + (c/E)²).
 
-The smearing is stored as a standard-normal draw z per event, so that the energy scale and the
-resolution terms can change after simulation (common random numbers):
-E_rec = s·E_vis + σ(s·E_vis)·z. That makes the detector parameters exact surrogate inputs.
+Each event keeps its deposited energy, vertex radius and a standard-normal smearing draw z, so
+that the non-linearity, the light-yield residuals, the energy scale and the resolution terms
+can change after simulation (common random numbers): E_vis = E_dep·NL(E_dep)·Y(r) and
+E_rec = s·E_vis + σ(s·E_vis)·z (``visible_energy``, ``reconstruct``). That makes these detector
+parameters exact surrogate inputs: the same events, re-reconstructed.
 
 Leakage and non-uniformity make the response non-Gaussian (low tails, scale mixture), so an
 analytic Gaussian smearing of E_ν − 0.782 MeV is not the exact answer.
@@ -38,9 +40,26 @@ from numpy.typing import ArrayLike, NDArray
 from . import ibd
 from .constants import M_ELECTRON
 
-# The DetectorConfig fields that ``reconstruct`` reads: changing one re-reconstructs the same MC
-# events (the detector inputs a predictor and a surrogate may vary).
-RECONSTRUCTION_PARAMETERS: tuple[str, ...] = ("escale", "res_a", "res_b", "res_c")
+# The DetectorConfig fields that ``visible_energy`` reads (E_dep → E_vis per event).
+VISIBLE_PARAMETERS: tuple[str, ...] = (
+    "nl_p0",
+    "nl_p1",
+    "nl_p2",
+    "nl_p3",
+    "nonuniformity",
+    "edge_response",
+    "edge_length",
+)
+# The DetectorConfig fields a predictor may vary without new MC: ``visible_energy`` and
+# ``reconstruct`` re-reconstruct the same events (the detector inputs of predictors and
+# surrogates). The others (radii, attenuation lengths) shape the simulated events themselves.
+RECONSTRUCTION_PARAMETERS: tuple[str, ...] = (
+    "escale",
+    "res_a",
+    "res_b",
+    "res_c",
+    *VISIBLE_PARAMETERS,
+)
 
 
 @dataclass(frozen=True)
@@ -147,14 +166,17 @@ class EventSample:
     """Per-event MC truth and the quantities needed to reconstruct energies later.
 
     ``enu``: neutrino energy (MeV); ``e_vis``: visible energy before smearing (MeV, after
-    non-linearity and non-uniformity); ``z``: standard-normal smearing draw; ``radius``: vertex
-    radius (m).
+    non-linearity and non-uniformity) at the simulation's detector parameters; ``z``:
+    standard-normal smearing draw; ``radius``: vertex radius (m); ``e_dep``: deposited energy
+    (MeV, positron kinetic energy plus what the annihilation γs leave), from which
+    ``visible_energy`` recomputes E_vis for other non-linearity and light-yield parameters.
     """
 
     enu: NDArray[np.float64]
     e_vis: NDArray[np.float64]
     z: NDArray[np.float64]
     radius: NDArray[np.float64]
+    e_dep: NDArray[np.float64]
 
 
 def simulate_events(
@@ -172,7 +194,31 @@ def simulate_events(
     light = light_yield(radius, cfg)
     e_vis = e_dep * cfg.nonlinearity(e_dep) * light
     z = rng.standard_normal(n)
-    return EventSample(enu=enu, e_vis=e_vis, z=z, radius=radius)
+    return EventSample(enu=enu, e_vis=e_vis, z=z, radius=radius, e_dep=e_dep)
+
+
+def visible_energy(events: EventSample, cfg: DetectorConfig) -> NDArray[np.float64]:
+    """E_vis = E_dep·NL(E_dep)·Y(r) (MeV) of the simulated events under ``cfg``'s
+    non-linearity and light-yield parameters (the same events: common random numbers)."""
+    e_dep = np.asarray(events.e_dep, dtype=np.float64)
+    radius = np.asarray(events.radius, dtype=np.float64)
+    return e_dep * cfg.nonlinearity(e_dep) * light_yield(radius, cfg)
+
+
+class Reconstruction:
+    """Reconstructed energies of one event sample under any detector configuration, keeping
+    E_vis of the last non-linearity/light-yield parameters (a scan over the energy scale or the
+    resolution reuses it)."""
+
+    def __init__(self, events: EventSample) -> None:
+        self.events = events
+        self._visible: tuple[tuple[float, ...], NDArray[np.float64]] | None = None
+
+    def __call__(self, cfg: DetectorConfig) -> NDArray[np.float64]:
+        key = tuple(float(getattr(cfg, k)) for k in VISIBLE_PARAMETERS)
+        if self._visible is None or self._visible[0] != key:
+            self._visible = (key, visible_energy(self.events, cfg))
+        return reconstruct(self._visible[1], self.events.z, cfg)
 
 
 def reconstruct(e_vis: ArrayLike, z: ArrayLike, cfg: DetectorConfig) -> NDArray[np.float64]:

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import ibd, oscillation_models
 from .constants import IBD_THRESHOLD
-from .detector import RECONSTRUCTION_PARAMETERS, DetectorConfig, EventSample, reconstruct
+from .detector import RECONSTRUCTION_PARAMETERS, DetectorConfig, EventSample, Reconstruction
 from .oscillation import CRUST_DENSITY, CRUST_ELECTRON_FRACTION, Ordering
 from .rates import Exposure
 from .reactor import Core
@@ -274,6 +274,7 @@ class ReweightPredictor(_Predictor):
         # Per-core importance weight per proton-second: N_c(E)/(n g(E)).
         self._core_weight = rate / (pairs.size * pairs.pdf(enu))
         self._bin_cache: tuple[object, tuple[NDArray[np.intp], NDArray[np.bool_]]] | None = None
+        self._reconstruct = Reconstruction(pairs.events)
 
     def _bins(self, det: DetectorConfig) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
         """Output-bin index of every event inside the binning, and the inside mask (cached for
@@ -281,7 +282,7 @@ class ReweightPredictor(_Predictor):
         key = (self.energy, det)
         if self._bin_cache is None or self._bin_cache[0] != key:
             ev = self.pairs.events
-            x = ev.enu if self.energy == "neutrino" else reconstruct(ev.e_vis, ev.z, det)
+            x = ev.enu if self.energy == "neutrino" else self._reconstruct(det)
             idx = bin_index(self.edges, x)
             inside = (idx >= 0) & (idx < len(self.edges) - 1)
             self._bin_cache = (key, (idx[inside], inside))
@@ -358,6 +359,7 @@ class ResponseMatrixPredictor(_Predictor):
             )
             total_at_events = source.rate_per_proton_second(enu).sum(axis=0)
             self._event_weight = total_at_events / (pairs.size * pairs.pdf(enu))
+            self._reconstruct = Reconstruction(pairs.events)
             self._fine_nominal = self._build_fine(self.detector)
         # Read-only: the fast survival path may then keep its per-call set-up (survival_sums).
         self._nodes.setflags(write=False)
@@ -396,10 +398,9 @@ class ResponseMatrixPredictor(_Predictor):
         if self.pairs is None:
             msg = "the prompt-energy response matrix needs MC pairs"
             raise ValueError(msg)
-        ev = self.pairs.events
         k = len(self.edges) - 1
         j = len(self._fine_inv_edges) - 1
-        e_rec = reconstruct(ev.e_vis, ev.z, det)
+        e_rec = self._reconstruct(det)
         if self.reference:
             kidx = np.searchsorted(self.edges, e_rec, side="right") - 1
         else:
