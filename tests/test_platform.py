@@ -450,10 +450,14 @@ def test_team_stack_keeps_models_and_dvc_data_in_the_s3_bucket(
         if f"/{run_id}/artifacts/model/" in k
     }
     assert in_bucket == served
-    mlflow.set_tracking_uri(registered_surrogate["tracking_uri"])
-    source = load_surrogate(registered_surrogate["model_uri"])
-    mlflow.set_tracking_uri(stack.uri)
-    loaded = load_surrogate("models:/juno-spectrum/1")
+    previous = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(registered_surrogate["tracking_uri"])
+        source = load_surrogate(registered_surrogate["model_uri"])
+        mlflow.set_tracking_uri(stack.uri)
+        loaded = load_surrogate("models:/juno-spectrum/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
     point = [[NOMINAL[name] for name in loaded.inputs]]
     np.testing.assert_array_equal(loaded.predict(point), source.predict(point))
     # DVC: a small tracked file through the remote `up` printed the commands for

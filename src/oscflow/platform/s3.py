@@ -97,7 +97,9 @@ def client(cfg: DictConfig, timeout: float = 5.0) -> Any:
     )
     from botocore.config import Config
 
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    config = Config(
+        connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1}
+    )
     return session.client("s3", endpoint_url=endpoint(cfg), config=config)
 
 
