@@ -472,8 +472,9 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def down(cfg: DictConfig) -> dict[str, Any]:
-    """Stop what ``up`` started (worker first, the MLflow server last), only processes whose
-    pid still has the recorded start time and command line; then forget the saved settings.
+    """Stop what ``up`` started (worker first, then the MLflow server, the local S3 server
+    last), only processes whose pid still has the recorded start time and command line (an S3
+    server ``up`` did not start is never one of them); then forget the saved settings.
     Of the config only ``state_dir`` matters: the pid files say what to stop."""
     state = _state_dir(cfg)
     saved = read_saved(state, tolerant=True)
