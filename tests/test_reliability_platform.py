@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from oscflow.cli import main
 from oscflow.config import load
@@ -365,10 +366,11 @@ S3_KEY, S3_SECRET = "oscflow-s3-test", "s3-secret-for-the-tests"
 
 
 @pytest.fixture
-def s3_team(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+def s3_team(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """stack=team with its S3 endpoint on a free loopback port and the credentials in the
-    environment, as a user sets them; the ledger and the queue on SQLite files (the machine's
-    PostgreSQL and Redis are not touched: `up` stops before they matter)."""
+    environment, as a user sets them; MLflow's store, the ledger and the queue on SQLite files
+    (`up` should stop before they matter; were it to start a stack, it would touch neither the
+    machine's PostgreSQL nor Redis, and `down` stops it at the end)."""
     for name in ("OSCFLOW_ARTIFACTS_URI", "OSCFLOW_DVC_REMOTE_URL", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     url = f"http://127.0.0.1:{_free_port()}"
@@ -383,8 +385,10 @@ def s3_team(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         f"intake.port={_free_port()}",
         "queue.backend=sqlite",
         f"ledger_url=sqlite:///{state}/ledger.db",
+        f"mlflow.backend_store_uri=sqlite:///{state}/mlflow.db",
     ]
-    return {"url": url, "state": state, "overrides": overrides}
+    yield {"url": url, "state": state, "overrides": overrides}
+    stack.down(OmegaConf.create({"state_dir": str(state)}))  # down reads the pid files only
 
 
 def test_up_names_an_unreachable_s3_endpoint_and_the_fix(s3_team: dict[str, Any]) -> None:
