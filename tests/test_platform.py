@@ -202,8 +202,11 @@ def stack(
         )
     s = Stack(root, tmp / "state", overrides, env)
     try:
-        s.up = json.loads(s.oscflow("up", "--json").stdout)
-        assert s.up["export"] == f"export MLFLOW_TRACKING_URI={s.uri}"
+        if request.param == "team":  # what `up` reports of the S3 store: the test reads it
+            s.up = json.loads(s.oscflow("up", "--json").stdout)
+            assert s.up["export"] == f"export MLFLOW_TRACKING_URI={s.uri}"
+        else:
+            assert "MLFLOW_TRACKING_URI=" in s.oscflow("up").stdout
         if request.param == "team":
             _copy_model(registered_surrogate, s.client)
         yield s
@@ -428,11 +431,14 @@ def test_team_stack_keeps_models_and_dvc_data_in_the_s3_bucket(
     `up` printed, as objects in the `dvc` bucket."""
     import mlflow
 
+    from oscflow.platform.stack import format_s3
     from oscflow.registry import load_surrogate
 
     store = stack.up["s3"]
     assert store["endpoint"] == stack.env["MLFLOW_S3_ENDPOINT_URL"]
     assert store["buckets"] == {"mlflow": "created", "dvc": "created"}
+    assert store["dvc_remote"]["url"] == "s3://dvc/oscflow"
+    assert " && ".join(store["dvc_remote"]["commands"]) in format_s3(store)  # `up`'s report
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, stack.env[name])
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")  # no analytics daemon from `dvc init`
