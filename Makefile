@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: 2.13.0 is a CPU build on disk here; an unpinned torch pulls CUDA wheels.
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,dayabay]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dayabay,team]'
 	touch $(STAMP)
 
 # Debian's Chromium for the browser test (tests/test_ui_browser.py: Playwright, from the dev

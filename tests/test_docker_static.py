@@ -463,6 +463,10 @@ def test_platform_config_points_at_the_compose_services(team_config: dict[str, A
     destination = interpolate(flag_value(args, "--artifacts-destination") or "", env)
     assert cfg.mlflow.artifacts_destination == destination
     assert destination.split("/")[2] == interpolate("${MLFLOW_BUCKET:-mlflow}", env)
+    # the DVC remote: the bucket minio-init creates, on the endpoint the MLflow server uses
+    assert cfg.s3.dvc_remote.split("/")[2] == interpolate("${DVC_BUCKET:-dvc}", env)
+    assert cfg.s3.endpoint_url == resolved_environment("mlflow")["MLFLOW_S3_ENDPOINT_URL"]
+    assert not cfg.s3.serve, "compose runs MinIO: oscflow starts no S3 server there"
 
     assert cfg.queue.backend == "redis"
     redis = urlsplit(cfg.queue.redis_url)

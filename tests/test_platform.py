@@ -1,12 +1,16 @@
 """The platform end to end on loopback: `oscflow up` (a real MLflow server with webhooks, the
 intake, a worker), promotion behind gates, downstream runs, and the reliability properties:
 the intake down during a promotion, a worker SIGKILLed mid-job, 200 alias events in a burst.
-Run with the embedded backends and with the team-scale ones (PostgreSQL + Redis)."""
+Run with the embedded backends and with the team-scale ones (PostgreSQL + Redis, MLflow's
+artifacts and the DVC remote on S3: a local S3 server `oscflow up` starts, with credentials from
+the environment)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from helpers import NOMINAL
 from oscflow.events import signing
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
@@ -42,6 +48,7 @@ class Stack:
         self.mlflow = next(o.split("=", 1)[1] for o in overrides if o.startswith("mlflow.port="))
         self.uri = f"http://127.0.0.1:{self.mlflow}"
         self.client = MlflowClient(self.uri)
+        self.up: dict[str, Any] = {}  # what `oscflow up --json` reported
 
     def oscflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -129,11 +136,12 @@ def _pg_database() -> Iterator[str]:
 # Tests of the local stack only name LOCAL (not "local"), so that they keep its xdist group and
 # share its stack instead of starting another on another worker.
 LOCAL = pytest.param("local", marks=pytest.mark.xdist_group("platform-local"))
+TEAM = pytest.param("team", marks=pytest.mark.xdist_group("platform-team"))
 
 
 @pytest.fixture(
     scope="module",
-    params=[LOCAL, pytest.param("team", marks=pytest.mark.xdist_group("platform-team"))],
+    params=[LOCAL, TEAM],
 )
 def stack(
     request: pytest.FixtureRequest,
@@ -181,17 +189,24 @@ def stack(
     else:
         databases = _pg_database()
         db = next(databases)
-        overrides.append("stack=team")
+        overrides += ["stack=team", "s3.serve=true"]  # `up` starts the S3 server (s3server)
+        for name in ("OSCFLOW_ARTIFACTS_URI", "OSCFLOW_DVC_REMOTE_URL", "AWS_ENDPOINT_URL"):
+            env.pop(name, None)  # the team defaults: buckets mlflow and dvc
         env.update(
             OSCFLOW_MLFLOW_BACKEND_URI=db,
             OSCFLOW_LEDGER_URL=db,
-            OSCFLOW_ARTIFACTS_URI=str(tmp / "artifacts"),
             OSCFLOW_REDIS_URL="redis://127.0.0.1:6379/0",
+            MLFLOW_S3_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+            AWS_ACCESS_KEY_ID="oscflow-test",
+            AWS_SECRET_ACCESS_KEY=uuid.uuid4().hex,
         )
     s = Stack(root, tmp / "state", overrides, env)
     try:
-        up = s.oscflow("up")
-        assert "MLFLOW_TRACKING_URI=" in up.stdout
+        if request.param == "team":  # what `up` reports of the S3 store: the test reads it
+            s.up = json.loads(s.oscflow("up", "--json").stdout)
+            assert s.up["export"] == f"export MLFLOW_TRACKING_URI={s.uri}"
+        else:
+            assert "MLFLOW_TRACKING_URI=" in s.oscflow("up").stdout
         if request.param == "team":
             _copy_model(registered_surrogate, s.client)
         yield s
@@ -356,3 +371,117 @@ def test_version_with_missing_artifact_fails_with_the_reason_recorded(stack: Sta
     assert runs
     assert all("missing or corrupt" in r.data.tags["oscflow.failure_reason"] for r in runs)
     assert not stack.runs("validate", version, "FINISHED")
+
+
+def _s3_objects(stack: Stack, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object under ``prefix`` in ``bucket`` of the team stack's S3 server, read with
+    boto3 and the stack's credentials: what is really in the store."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.up["s3"]["endpoint"],
+        aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def _dvc(repo: Path, command: str) -> None:
+    """A `dvc ...` command line, run in this process (a `dvc` process costs seconds). DVC's
+    own dependencies' deprecation warnings (pygtrie's `_NoneStep.value`, which DVC reads) are
+    not errors here: DVC would report them as a failed command."""
+    import contextlib
+    import io
+    import shlex
+    import warnings
+
+    from dvc.cli import main as dvc_main
+
+    words = shlex.split(command)
+    assert words[0] == "dvc", command
+    out = io.StringIO()
+    cwd = Path.cwd()
+    os.chdir(repo)
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            code = dvc_main(words[1:])
+    finally:
+        os.chdir(cwd)
+    assert code == 0, f"{command}: {out.getvalue()}"
+
+
+@pytest.mark.parametrize("stack", [TEAM], indirect=True)
+def test_team_stack_keeps_models_and_dvc_data_in_the_s3_bucket(
+    stack: Stack,
+    registered_surrogate: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The versions the fixture registered through the team server (`_copy_model`) are objects
+    in the `mlflow` bucket, and load back through the server (MLflow 3 clients fetch them from
+    S3 with URLs the server presigns); a DVC-tracked file pushes to and pulls from the remote
+    `up` printed, as objects in the `dvc` bucket."""
+    import mlflow
+
+    from oscflow.platform.stack import format_s3
+    from oscflow.registry import load_surrogate
+
+    store = stack.up["s3"]
+    assert store["endpoint"] == stack.env["MLFLOW_S3_ENDPOINT_URL"]
+    assert store["buckets"] == {"mlflow": "created", "dvc": "created"}
+    assert store["dvc_remote"]["url"] == "s3://dvc/oscflow"
+    assert " && ".join(store["dvc_remote"]["commands"]) in format_s3(store)  # `up`'s report
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, stack.env[name])
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")  # no analytics daemon from `dvc init`
+    # MLflow: the version's files, as the server serves them and as the bucket holds them
+    run_id = stack.client.get_model_version("juno-spectrum", "1").run_id
+    files = Path(stack.client.download_artifacts(run_id, "model", str(tmp_path / "model")))
+    served = {
+        p.relative_to(files).as_posix(): p.read_bytes() for p in files.rglob("*") if p.is_file()
+    }
+    assert "MLmodel" in served
+    objects = _s3_objects(stack, "mlflow", "artifacts/")
+    in_bucket = {
+        k.split(f"/{run_id}/artifacts/model/", 1)[1]: v
+        for k, v in objects.items()
+        if f"/{run_id}/artifacts/model/" in k
+    }
+    assert in_bucket == served
+    previous = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(registered_surrogate["tracking_uri"])
+        source = load_surrogate(registered_surrogate["model_uri"])
+        mlflow.set_tracking_uri(stack.uri)
+        loaded = load_surrogate("models:/juno-spectrum/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    point = [[NOMINAL[name] for name in loaded.inputs]]
+    np.testing.assert_array_equal(loaded.predict(point), source.predict(point))
+    # DVC: a small tracked file through the remote `up` printed the commands for
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _dvc(repo, "dvc init --no-scm --quiet")
+    for command in store["dvc_remote"]["commands"]:
+        _dvc(repo, command)
+    data = repo / "table.csv"
+    content = b"sin2_th12,dm2_21\n0.307,7.53e-5\n"
+    data.write_bytes(content)
+    _dvc(repo, "dvc add --quiet table.csv")
+    _dvc(repo, "dvc push --quiet -r team")
+    digest = hashlib.md5(content).hexdigest()
+    assert _s3_objects(stack, "dvc", "oscflow/") == {
+        f"oscflow/files/md5/{digest[:2]}/{digest[2:]}": content
+    }
+    data.unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    _dvc(repo, "dvc pull --quiet -r team")
+    assert data.read_bytes() == content

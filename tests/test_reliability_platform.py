@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from oscflow.cli import main
 from oscflow.config import load
@@ -357,6 +358,124 @@ def test_secrets_given_to_up_are_not_saved_and_must_be_given_again(
     code, out, err = _oscflow("status", "--json", *stand_in_stack["overrides"])
     assert code == UNHEALTHY, err
     assert json.loads(out)["ui"] == f"http://127.0.0.1:{ports['mlflow']}{ML_VIEW}"
+
+
+# -- the S3 store of stack=team: bad endpoint or credentials, what `down` stops ---------------
+
+S3_KEY, S3_SECRET = "oscflow-s3-test", "s3-secret-for-the-tests"
+
+
+@pytest.fixture
+def s3_team(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """stack=team with its S3 endpoint on a free loopback port and the credentials in the
+    environment, as a user sets them; MLflow's store, the ledger and the queue on SQLite files
+    (`up` should stop before they matter; were it to start a stack, it would touch neither the
+    machine's PostgreSQL nor Redis, and `down` stops it at the end)."""
+    for name in ("OSCFLOW_ARTIFACTS_URI", "OSCFLOW_DVC_REMOTE_URL", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    state = tmp_path / "state"
+    overrides = [
+        "stack=team",
+        f"state_dir={state}",
+        f"mlflow.port={_free_port()}",
+        f"intake.port={_free_port()}",
+        "queue.backend=sqlite",
+        f"ledger_url=sqlite:///{state}/ledger.db",
+        f"mlflow.backend_store_uri=sqlite:///{state}/mlflow.db",
+    ]
+    yield {"url": url, "state": state, "overrides": overrides}
+    stack.down(OmegaConf.create({"state_dir": str(state)}))  # down reads the pid files only
+
+
+def test_up_names_an_unreachable_s3_endpoint_and_the_fix(s3_team: dict[str, Any]) -> None:
+    code, _, err = _oscflow("up", *s3_team["overrides"])
+    assert code == 1
+    assert f"the S3 endpoint {s3_team['url']} cannot be reached" in err
+    assert "MLFLOW_S3_ENDPOINT_URL" in err
+    assert "s3.serve=true" in err
+    assert stack.running(s3_team["state"]) == []  # the check comes before any start
+
+
+def test_up_refuses_wrong_s3_credentials_and_a_port_it_does_not_own(
+    s3_team: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A local S3 server the test starts itself (not `up`): wrong credentials are refused at
+    `up`, naming the endpoint and the variables to fix; right ones create the buckets; `up`
+    with s3.serve=true will not start a second server on its port, and `down` leaves it be."""
+    from oscflow.platform import s3
+
+    port = s3_team["url"].rsplit(":", 1)[1]
+    cmd = [sys.executable, "-m", "oscflow.platform.s3server", "--port", port]
+    other = tmp_path / "other"  # its pid file is the test's, not the stack's
+    server = processes.start(other, "s3", cmd, {}, tmp_path)
+    try:
+        processes.wait_until(lambda: stack._answers(s3_team["url"]), 30, "s3server")
+        with monkeypatch.context() as mp:  # an unknown key: tests/test_s3server.py
+            mp.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+            code, _, err = _oscflow("up", *s3_team["overrides"])
+        assert code == 1
+        assert f"the S3 endpoint {s3_team['url']} refused the credentials" in err
+        assert "SignatureDoesNotMatch" in err
+        assert "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in err
+        assert stack.running(s3_team["state"]) == []
+        cfg = load("platform", s3_team["overrides"])
+        assert s3.ensure_buckets(cfg) == {"mlflow": "created", "dvc": "created"}
+        assert s3.ensure_buckets(cfg) == {"mlflow": "exists", "dvc": "exists"}
+        code, _, err = _oscflow("up", *s3_team["overrides"], "s3.serve=true")
+        assert code == 1
+        assert f"something not started by oscflow already answers at {s3_team['url']}" in err
+        code, out, err = _oscflow("down", f"state_dir={s3_team['state']}")
+        assert code == 0, err
+        assert "s3      not started by oscflow up" in out
+        assert processes.read(other, "s3")["alive"]
+    finally:
+        processes.stop(other, "s3", timeout=5)
+    assert not processes.alive(int(server["pid"]))
+
+
+def test_s3_serve_needs_a_loopback_endpoint(
+    s3_team: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://minio:9000")
+    code, _, err = _oscflow("up", *s3_team["overrides"], "s3.serve=true")
+    assert code == 1
+    assert (
+        "s3.serve=true serves S3 on this machine, but s3.endpoint_url is http://minio:9000" in err
+    )
+    assert stack.running(s3_team["state"]) == []
+
+
+def test_up_starts_the_local_s3_server_and_down_stops_only_it(s3_team: dict[str, Any]) -> None:
+    """`up s3.serve=true` starts the S3 server and creates the buckets before the MLflow
+    server, which here cannot start (something else answers on its port); `status` reports
+    the S3 server; `down` stops it and leaves the other process alone."""
+    mlflow_port = next(o for o in s3_team["overrides"] if o.startswith("mlflow.port="))
+    foreign = subprocess.Popen(
+        [sys.executable, "-c", STAND_IN, mlflow_port.split("=")[1]], start_new_session=True
+    )
+    overrides = [*s3_team["overrides"], "s3.serve=true"]
+    try:
+        _wait_serving(int(mlflow_port.split("=")[1]))
+        code, _, err = _oscflow("up", *overrides)
+        assert code == 1
+        assert "something not started by oscflow already answers" in err
+        assert stack.running(s3_team["state"]) == ["s3"]
+        code, out, _ = _oscflow("status", "--json", *overrides)
+        s3_part = json.loads(out)["components"]["s3"]
+        assert s3_part["process"] == "alive"
+        assert s3_part["healthy"]  # answers, accepts the credentials, has the buckets
+        code, out, err = _oscflow("down", f"state_dir={s3_team['state']}")
+        assert code == 0, err
+        assert "s3      stopped" in out
+        assert not stack._answers(s3_team["url"])
+        assert foreign.poll() is None  # not ours: not signalled
+    finally:
+        os.killpg(foreign.pid, signal.SIGKILL)
+        foreign.wait(timeout=10)
 
 
 # -- defect 7: the intake never answers 5xx to a validly signed body --------------------------

@@ -152,7 +152,8 @@ def _human(command: str, action: str | None, result: dict[str, Any]) -> str:
         parts = "\n".join(f"  {k:<7} {v}" for k, v in result["components"].items())
         return (
             f"oscflow stack up in {result['seconds']} s\n{parts}\n"
-            f"  webhook {result['webhook']['action']}: {result['webhook']['url']}\n"
+            + stack.format_s3(result.get("s3"))
+            + f"  webhook {result['webhook']['action']}: {result['webhook']['url']}\n"
             f"MLflow UI: {result['ui']}\n"
             + (f"training runs: {result['training_ui']}\n" if result.get("training_ui") else "")
             + f"Use it with:  {result['export']}"

@@ -1,10 +1,13 @@
 """``oscflow up|down|status|register-webhook``: the local stack on the embedded default
 (or the team backends with ``stack=team``).
 
-``up`` starts, in order and each only if not already running: the MLflow server (with the
-webhook environment MLflow needs: a Fernet key to encrypt webhook secrets, http allowed, private
-addresses allowed for a loopback receiver), the intake, the worker; then registers (or updates)
-the webhook with the secret kept in ``state_dir/webhook_secret`` (mode 0600).
+``up`` starts, in order and each only if not already running: the local S3 server if
+``s3.serve=true``; then, when artifacts or the DVC remote are on S3, checks the endpoint and the
+credentials and creates missing buckets (``s3.py``); the MLflow server (with the webhook
+environment MLflow needs: a Fernet key to encrypt webhook secrets, http allowed, private
+addresses allowed for a loopback receiver; and the S3 endpoint), the intake, the worker; then
+registers (or updates) the webhook with the secret kept in ``state_dir/webhook_secret`` (mode
+0600).
 
 The stack's resolved settings (ports, hosts, backend URIs with passwords masked, stack kind)
 and the overrides ``up`` was given are saved in ``state_dir/stack.json`` (atomically, mode
@@ -30,13 +33,13 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.io import write_json
 from ..errors import OscflowError
 from ..tracking.ui import ui_link
-from . import processes
+from . import processes, s3
 from .secrets import fernet_key, private_file
 
 if TYPE_CHECKING:
     from mlflow.entities.webhook import WebhookEventStr
 
-COMPONENTS = ("mlflow", "intake", "worker")
+COMPONENTS = ("s3", "mlflow", "intake", "worker")
 EVENTS: tuple[WebhookEventStr, ...] = ("model_version.created", "model_version_alias.created")
 STACK_FILE = "stack.json"
 DEFAULT_KIND = "local"  # conf/platform.yaml's default `stack`
@@ -48,6 +51,9 @@ SETTING_KEYS = (
     "mlflow.backend_store_uri",
     "mlflow.artifacts_destination",
     "mlflow.app_name",
+    "s3.endpoint_url",
+    "s3.serve",
+    "s3.dvc_remote",
     "intake.host",
     "intake.port",
     "intake.path",
@@ -73,6 +79,18 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers at ``url``, whatever its status (S3 refuses anonymous
+    requests with 403)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -339,13 +357,25 @@ def _start(cfg: DictConfig, name: str, overrides: Sequence[str]) -> str:
         return f"already running (pid {info['pid']})"
     root = Path(str(cfg.paths.root_dir)).resolve()
     env = _child_env()
-    if name == "mlflow":
+    if name == "s3":
+        url = str(s3.endpoint(cfg))
+        cmd = s3.server_cmd(cfg)  # refuses an endpoint that is not on loopback
+        if _answers(url):
+            raise StackError(
+                f"something not started by oscflow already answers at {url}; stop it, use it "
+                "with s3.serve=false, or choose another port in MLFLOW_S3_ENDPOINT_URL"
+            )
+        info = processes.start(state, name, cmd, env, root)
+        ready = lambda: _answers(url)
+        timeout = 60.0
+    elif name == "mlflow":
         if _http_ok(f"{mlflow_url(cfg)}/health"):
             raise StackError(
                 f"something not started by oscflow already answers at {mlflow_url(cfg)}; "
                 "stop it or choose another port with mlflow.port=<port>"
             )
         env.update(server_env(cfg))
+        env.update(s3.server_env(cfg))
         info = processes.start(state, name, _mlflow_cmd(cfg), env, root)
         ready = lambda: _http_ok(f"{mlflow_url(cfg)}/health")
         timeout = float(cfg.mlflow.start_timeout_s)
@@ -413,13 +443,24 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     save_settings(_state_dir(cfg), cfg, overrides)
     if not cfg.intake.secret:
         private_file(Path(str(cfg.intake.secret_file)), _new_secret)
-    parts = {"mlflow": _start(cfg, "mlflow", overrides)}
+    parts: dict[str, str] = {}
+    store: dict[str, Any] | None = None
+    if s3.serves(cfg):
+        parts["s3"] = _start(cfg, "s3", overrides)
+    if s3.uses_s3(cfg):
+        store = {
+            "endpoint": s3.endpoint(cfg),
+            "buckets": s3.ensure_buckets(cfg),
+            "dvc_remote": s3.dvc_remote(cfg),
+        }
+    parts["mlflow"] = _start(cfg, "mlflow", overrides)
     os.environ.setdefault("MLFLOW_TRACKING_URI", mlflow_url(cfg))
     parts["intake"] = _start(cfg, "intake", overrides)
     hook = register_webhook(cfg)
     parts["worker"] = _start(cfg, "worker", overrides)
     return {
         "components": parts,
+        "s3": store,
         "webhook": hook,
         "ui": ui_link(mlflow_url(cfg)),
         "training_ui": training_ui(cfg),
@@ -431,8 +472,9 @@ def up(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def down(cfg: DictConfig) -> dict[str, Any]:
-    """Stop what ``up`` started (worker first, the MLflow server last), only processes whose
-    pid still has the recorded start time and command line; then forget the saved settings.
+    """Stop what ``up`` started (worker first, then the MLflow server, the local S3 server
+    last), only processes whose pid still has the recorded start time and command line (an S3
+    server ``up`` did not start is never one of them); then forget the saved settings.
     Of the config only ``state_dir`` matters: the pid files say what to stop."""
     state = _state_dir(cfg)
     saved = read_saved(state, tolerant=True)
@@ -456,6 +498,12 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         parts[name] = {"pid": info.get("pid"), "process": "alive" if info.get("alive") else "-"}
         if info.get("other"):
             parts[name]["process"] = f"not running ({info['other']})"
+    if s3.uses_s3(cfg):
+        parts["s3"]["healthy"] = s3.healthy(cfg)
+        if not s3.serves(cfg):
+            parts["s3"]["process"] = f"external ({s3.endpoint(cfg) or 'AWS'})"
+    else:
+        del parts["s3"]
     parts["mlflow"]["healthy"] = _http_ok(f"{mlflow_url(cfg)}/health")
     parts["intake"]["healthy"] = _http_ok(f"{intake_url(cfg)}/healthz")
     workers = ledger.workers(3 * float(cfg.workers.heartbeat_s))
@@ -483,6 +531,20 @@ def status(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     }
 
 
+def format_s3(store: Mapping[str, Any] | None) -> str:
+    """The lines of ``up``'s report on the S3 store: endpoint, buckets, the DVC remote."""
+    if not store:
+        return ""
+    buckets = ", ".join(f"{b} ({state})" for b, state in store["buckets"].items())
+    lines = [f"  s3 store {store['endpoint'] or 'AWS'}: buckets {buckets}"]
+    remote = store.get("dvc_remote")
+    if remote:
+        lines.append(
+            f"  DVC remote {remote['url']}, in a repository: " + " && ".join(remote["commands"])
+        )
+    return "\n".join(lines) + "\n"
+
+
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"oscflow stack: {'healthy' if s['healthy'] else 'NOT healthy'}   UI {s['ui']}"]
     if s.get("training_ui"):
@@ -491,7 +553,7 @@ def format_status(s: dict[str, Any]) -> str:
         f"  stack={s.get('stack', DEFAULT_KIND)}, settings: {s.get('settings_file') or '-'}"
     )
     for name, p in s["components"].items():
-        note = f"   {p['process']}" if p["process"].startswith("not running") else ""
+        note = f"   {p['process']}" if p["process"].startswith(("not running", "external")) else ""
         lines.append(
             f"  {name:<7} {'ok' if p['healthy'] else 'DOWN':<5} pid {p['pid'] or '-'}{note}"
         )
