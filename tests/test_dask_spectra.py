@@ -206,18 +206,28 @@ def test_dask_build_is_the_local_build_and_survives_killed_workers(
     assert sorted(p.name for p in (tmp_path / DATASET).iterdir()) == ["pairs", "spectra"]
 
 
+@pytest.mark.parametrize("given_by", ["data.spectra.scheduler", "$DASK_SCHEDULER_ADDRESS"])
 def test_unreachable_scheduler_is_refused_before_anything_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    given_by: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
     monkeypatch.setattr(evaluate, "CONNECT_TIMEOUT_S", 0.5)
-    code = main(["spectra", f"paths.root_dir={tmp_path}", f"data.spectra.scheduler={address}"])
+    args = ["spectra", f"paths.root_dir={tmp_path}"]
+    if given_by.startswith("$"):
+        monkeypatch.setenv(given_by[1:], address)
+    else:
+        monkeypatch.delenv(evaluate.SCHEDULER_ENV, raising=False)
+        args.append(f"{given_by}={address}")
+    code = main(args)
     err = capsys.readouterr().err
     assert code == 1, err
-    assert f"data.spectra.scheduler: no Dask scheduler reachable at {address}" in err
+    assert f"{given_by}: no Dask scheduler reachable at {address}" in err
     assert "dask scheduler" in err
     assert "data.spectra.scheduler=null" in err
     assert list(tmp_path.iterdir()) == []

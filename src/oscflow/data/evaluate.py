@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,7 +39,7 @@ CONNECT_TIMEOUT_S = 10.0
 # ``workers: null``: one local worker per core, but none (this process) for a build of fewer
 # spectra than LOCAL_MAX_SPECTRA, and at most one per CHUNKS_PER_WORKER chunks: a cluster costs
 # seconds to start and each worker a predictor build, which a small build does not repay
-# (JUNO's matrix predictor: ~3 s for 2 000 spectra in one process).
+# (JUNO's matrix predictor: ~4 CPU s for 2 000 spectra in one process).
 LOCAL_MAX_SPECTRA = 2000
 CHUNKS_PER_WORKER = 2
 # Chunks in flight per worker thread: enough to keep every worker busy, few enough that the
@@ -103,16 +103,25 @@ def _remote_task(
         return _task(names, points, fixed, predict)
 
 
+class Scheduler(NamedTuple):
+    """An existing Dask scheduler: its address, and the setting that named it."""
+
+    address: str
+    key: str
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0))
 
 
-def plan_workers(workers: int | None, scheduler: str | None, spectra: int, chunks: int) -> int:
+def plan_workers(
+    workers: int | None, scheduler: Scheduler | None, spectra: int, chunks: int
+) -> int:
     """How many local worker processes a build of ``spectra`` spectra in ``chunks`` chunks
     gets: ``workers`` if given, else one per usable core (see ``LOCAL_MAX_SPECTRA``); 0 with a
     scheduler (its workers are used). 1 means: in this process, no cluster."""
-    if scheduler:
+    if scheduler is not None:
         return 0
     if workers is not None:
         return workers
@@ -121,22 +130,23 @@ def plan_workers(workers: int | None, scheduler: str | None, spectra: int, chunk
     return max(1, min(usable_cores(), chunks // CHUNKS_PER_WORKER))
 
 
-def scheduler_address(configured: Any) -> str | None:
+def configured_scheduler(configured: Any) -> Scheduler | None:
     """``data.spectra.scheduler``, else ``$DASK_SCHEDULER_ADDRESS`` (so that a DVC stage can be
     pointed at a cluster without changing its tracked parameters), else None."""
+    key = "data.spectra.scheduler"
     if configured is None:
         configured = os.environ.get(SCHEDULER_ENV) or None
-        key = SCHEDULER_ENV
-    else:
-        key = "data.spectra.scheduler"
-    if configured is not None and (not isinstance(configured, str) or not configured.strip()):
+        key = f"${SCHEDULER_ENV}"
+    if configured is None:
+        return None
+    if not isinstance(configured, str) or not configured.strip():
         raise ConfigError(
             key,
             f"{configured!r} is not a scheduler address",
             "give the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786, or null for a "
             "local cluster",
         )
-    return configured.strip() if configured else None
+    return Scheduler(configured.strip(), key)
 
 
 # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
@@ -163,12 +173,42 @@ def local_cluster(n_workers: int, dashboard_address: str) -> Any:
         )
 
 
+def _reach(scheduler: Scheduler) -> Any:
+    """A client of ``scheduler`` with at least one worker, or a ConfigError naming the address
+    and the fix (within ``CONNECT_TIMEOUT_S``)."""
+    from distributed import Client
+
+    address = scheduler.address
+    fix = (
+        "start a scheduler (`dask scheduler`) and workers (`dask worker <address> "
+        "--nthreads 1`) where oscflow is installed and the MC pairs are readable, and give "
+        "the address the scheduler prints; or set data.spectra.scheduler=null (and unset "
+        f"{SCHEDULER_ENV}) to build on a local cluster"
+    )
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            scheduler.key, f"no Dask scheduler reachable at {address} ({exc})", fix
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        client.close()
+        raise ConfigError(
+            scheduler.key,
+            f"the Dask scheduler at {address} has no workers (waited {CONNECT_TIMEOUT_S:g} s)",
+            fix,
+        ) from None
+    return client
+
+
 class Evaluator:
     """Evaluates chunks of points in this process (``workers`` = 1 and no scheduler) or on a
     Dask cluster kept for all splits: connected on entry, so an unreachable scheduler is
     refused before the build writes anything."""
 
-    def __init__(self, workers: int, scheduler: str | None = None) -> None:
+    def __init__(self, workers: int, scheduler: Scheduler | None = None) -> None:
         self.workers = workers
         self.scheduler = scheduler
         self.spec: Mapping[str, Any] = {}
@@ -209,41 +249,12 @@ class Evaluator:
             self._client = Client(self._cluster, set_as_default=False)
             where = f"local Dask cluster of {self.workers} worker processes"
         else:
-            self._client = self._reach(Client, self.scheduler)
-            where = f"Dask scheduler {self.scheduler}"
+            self._client = _reach(self.scheduler)
+            where = f"Dask scheduler {self.scheduler.address}"
         self._threads = max(1, sum(self._client.nthreads().values()))
         console.print(
             f"spectra: {where} ({self._threads} threads), {self._dashboard()}", soft_wrap=True
         )
-
-    @staticmethod
-    def _reach(client_type: Any, address: str) -> Any:
-        """A client of the scheduler at ``address`` with at least one worker, or a ConfigError
-        naming the address and the fix (within ``CONNECT_TIMEOUT_S``)."""
-        fix = (
-            "start a scheduler (`dask scheduler`) and workers (`dask worker <address> "
-            "--nthreads 1`) where oscflow is installed and the MC pairs are readable, and give "
-            "the address the scheduler prints; or set data.spectra.scheduler=null (and unset "
-            f"{SCHEDULER_ENV}) to build on a local cluster"
-        )
-        try:
-            client = client_type(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                "data.spectra.scheduler",
-                f"no Dask scheduler reachable at {address} ({exc})",
-                fix,
-            ) from None
-        try:
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError):
-            client.close()
-            raise ConfigError(
-                "data.spectra.scheduler",
-                f"the Dask scheduler at {address} has no workers (waited {CONNECT_TIMEOUT_S:g} s)",
-                fix,
-            ) from None
-        return client
 
     def _dashboard(self) -> str:
         try:

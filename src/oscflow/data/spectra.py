@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..experiments import load_experiment
 from ..experiments.base import integer
 from ..progress import progress_bar
-from .evaluate import Evaluator, plan_workers, scheduler_address
+from .evaluate import Evaluator, configured_scheduler, plan_workers
 from .io import build_lock, read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, SCALES, sample_box
 from .simulate import pairs_dir, read_pairs
@@ -94,7 +94,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     workers = spec.get("workers")
     if workers is not None:
         workers = integer(workers, "data.spectra.workers", 1, None)
-    scheduler = scheduler_address(spec.get("scheduler"))
+    scheduler = configured_scheduler(spec.get("scheduler"))
     n_chunks = sum(-(-n // chunk) for n in splits.values())
     out = spectra_dir(cfg)
     uses_pairs = experiment.needs_pairs(energy, method)
