@@ -353,9 +353,10 @@ class Evaluator:
                         "resumes from the recorded chunks"
                     )
         except (KilledWorker, cf.CancelledError, CommClosedError) as exc:
+            why = str(exc) or "cancelled: the scheduler went away or cancelled it"
             raise ClusterError(
                 f"the Dask cluster lost the chunk of rows {s}–{s + chunk - 1} "
-                f"({type(exc).__name__}: {exc}); {self._kept(done_file)}. Fix: check the "
+                f"({type(exc).__name__}: {why}); {self._kept(done_file)}. Fix: check the "
                 "workers and the scheduler (their logs, memory) and rerun the same command: it "
                 "resumes from the recorded chunks"
             ) from exc
