@@ -17,13 +17,14 @@ was computing is rescheduled by Dask on another one and gives the same rows.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
@@ -54,11 +55,27 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 # Per worker process: the predictor of the current build (one entry), and a lock that makes
 # the build and each evaluation exclusive (a worker started with several threads would else
 # share a predictor that is not thread-safe, e.g. the Daya Bay official model's graph).
-_CACHE: dict[str, Callable[[dict[str, Any]], Any]] = {}
+_CACHE: dict[str, Predict] = {}
 _LOCK = threading.Lock()
 
 
-def build_predictor(spec: Mapping[str, Any]) -> Callable[[dict[str, Any]], Any]:
+class Predict:
+    """An exact predictor at a fixed exposure: ``predict(batch)`` is the total spectrum (the sum
+    of the signal groups), ``groups`` the names of those groups (meta.json's ``sources``)."""
+
+    def __init__(self, predictor: Any, exposure: Any) -> None:
+        self.predictor = predictor
+        self.exposure = exposure
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.predictor.groups)
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        return sum(self.predictor.predict(batch, self.exposure).values())
+
+
+def build_predictor(spec: Mapping[str, Any]) -> Predict:
     """The experiment's exact predictor described by ``spec`` (picklable: plain data)."""
     from ..experiments import load_experiment
     from .simulate import read_pairs
@@ -67,8 +84,7 @@ def build_predictor(spec: Mapping[str, Any]) -> Callable[[dict[str, Any]], Any]:
     pairs = read_pairs(spec["pairs"]) if spec.get("pairs") else None
     edges = np.asarray(spec["edges"], dtype=np.float64)
     predictor = experiment.predictor(edges, spec["energy"], spec["method"], pairs)
-    exposure = experiment.exposure(*spec["exposure"])
-    return lambda batch: sum(predictor.predict(batch, exposure).values())
+    return Predict(predictor, experiment.exposure(*spec["exposure"]))
 
 
 def spec_key(spec: Mapping[str, Any]) -> str:
@@ -87,6 +103,15 @@ def _task(
     return predict(batch)
 
 
+def _cached(key: str, spec: Mapping[str, Any]) -> Predict:
+    """This worker's predictor for ``spec`` (built on first use; callers hold ``_LOCK``)."""
+    predict = _CACHE.get(key)
+    if predict is None:
+        _CACHE.clear()  # a long-lived worker keeps only the current build's predictor
+        predict = _CACHE[key] = build_predictor(spec)
+    return predict
+
+
 def _remote_task(
     key: str,
     spec: Mapping[str, Any],
@@ -96,11 +121,13 @@ def _remote_task(
 ) -> Any:
     """One chunk on a Dask worker, with the worker's cached predictor for ``spec``."""
     with _LOCK:
-        predict = _CACHE.get(key)
-        if predict is None:
-            _CACHE.clear()  # a long-lived worker keeps only the current build's predictor
-            predict = _CACHE[key] = build_predictor(spec)
-        return _task(names, points, fixed, predict)
+        return _task(names, points, fixed, _cached(key, spec))
+
+
+def _remote_groups(key: str, spec: Mapping[str, Any]) -> list[str]:
+    """The signal groups of ``spec``'s predictor, built (and cached) on a Dask worker."""
+    with _LOCK:
+        return _cached(key, spec).groups
 
 
 class Scheduler(NamedTuple):
@@ -212,7 +239,7 @@ class Evaluator:
         self.workers = workers
         self.scheduler = scheduler
         self.spec: Mapping[str, Any] = {}
-        self.local: Callable[[dict[str, Any]], Any] | None = None
+        self.local: Predict | None = None
         self._client: Any = None
         self._cluster: Any = None
         self._threads = 1
@@ -263,13 +290,20 @@ class Evaluator:
             link = None
         return f"dashboard {link}" if link else "no dashboard"
 
-    def prepare(
-        self, spec: Mapping[str, Any], local: Callable[[dict[str, Any]], Any] | None = None
-    ) -> None:
-        """The predictor to evaluate: ``spec`` (plain data) for Dask workers, ``local`` (or
-        one built from ``spec``) in this process."""
+    def prepare(self, spec: Mapping[str, Any], local: Predict | None = None) -> list[str]:
+        """Set the predictor to evaluate: ``spec`` (plain data) for Dask workers, ``local`` (or
+        one built from ``spec``) in this process. Returns its signal groups: on a cluster, one
+        worker builds its predictor to say so, so a predictor that cannot be built fails here,
+        before the caller writes anything (and this process never builds one)."""
         self.spec = spec
         self.local = local
+        if self.in_process:
+            if self.local is None:
+                self.local = build_predictor(spec)
+            return self.local.groups
+        with self._cluster_errors(lambda: "the predictor build on a worker", None):
+            groups: list[str] = self._client.submit(_remote_groups, spec_key(spec), spec).result()
+        return groups
 
     def fill(
         self,
@@ -297,8 +331,7 @@ class Evaluator:
         if not todo:
             return
         if self.in_process:
-            if self.local is None:
-                self.local = build_predictor(self.spec)
+            assert self.local is not None, "prepare() first"
             for s in todo:
                 finish(s, _task(names, points[s : s + chunk], fixed, self.local))
             return
@@ -314,9 +347,6 @@ class Evaluator:
         finish: Callable[[int, Any], None],
         done_file: Path,
     ) -> None:
-        from distributed.comm import CommClosedError
-        from distributed.scheduler import KilledWorker
-
         key = spec_key(self.spec)
         # pure: a chunk's task key is a digest of its inputs, so a chunk that Dask reschedules
         # after a worker died is the same task, and two builds of one chunk share it.
@@ -331,38 +361,51 @@ class Evaluator:
 
         for _ in range(min(IN_FLIGHT_PER_THREAD * self._threads, len(queue))):
             submit()
-        s, idle_since = todo[0], None
+        current, idle_since = todo[0], None
         try:
-            while running:
-                finished, _ = cf.wait(running, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    s = running.pop(fut)
-                    finish(s, fut.result())
-                    if queue:
-                        submit()
-                if finished or self._has_workers():
-                    idle_since = None
-                    continue
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= NO_WORKERS_S:
-                    raise ClusterError(
-                        f"the Dask cluster has had no workers for {NO_WORKERS_S:g} s "
-                        f"({len(running)} chunks waiting); {self._kept(done_file)}. Fix: start "
-                        "workers (`dask worker <scheduler address> --nthreads 1`) or check why "
-                        "they died (their logs, memory), then rerun the same command: it "
-                        "resumes from the recorded chunks"
-                    )
-        except (KilledWorker, cf.CancelledError, CommClosedError) as exc:
-            why = str(exc) or "cancelled: the scheduler went away or cancelled it"
-            raise ClusterError(
-                f"the Dask cluster lost the chunk of rows {s}–{s + chunk - 1} "
-                f"({type(exc).__name__}: {why}); {self._kept(done_file)}. Fix: check the "
-                "workers and the scheduler (their logs, memory) and rerun the same command: it "
-                "resumes from the recorded chunks"
-            ) from exc
+            with self._cluster_errors(
+                lambda: f"the chunk of rows {current}–{current + chunk - 1}", done_file
+            ):
+                while running:
+                    finished, _ = cf.wait(running, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished:
+                        current = running.pop(fut)
+                        finish(current, fut.result())
+                        if queue:
+                            submit()
+                    if finished or self._has_workers():
+                        idle_since = None
+                        continue
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= NO_WORKERS_S:
+                        raise ClusterError(
+                            f"the Dask cluster has had no workers for {NO_WORKERS_S:g} s "
+                            f"({len(running)} chunks waiting); {_kept(done_file)}. Fix: start "
+                            "workers (`dask worker <scheduler address> --nthreads 1`) or check "
+                            "why they died (their logs, memory), then rerun the same command: "
+                            "it resumes from the recorded chunks"
+                        )
         finally:
             for fut in running:
                 fut.cancel()
+
+    @contextlib.contextmanager
+    def _cluster_errors(self, what: Callable[[], str], done_file: Path | None) -> Iterator[None]:
+        """Turn the cluster losing work (a worker killed repeatedly, the scheduler gone) into a
+        ClusterError saying what was lost, what is kept and how to resume."""
+        from distributed.comm import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        try:
+            yield
+        except (KilledWorker, cf.CancelledError, CommClosedError) as exc:
+            why = str(exc) or "cancelled: the scheduler went away or cancelled it"
+            resume = ": it resumes from the recorded chunks" if done_file else ""
+            raise ClusterError(
+                f"the Dask cluster lost {what()} ({type(exc).__name__}: {why}); "
+                f"{_kept(done_file)}. Fix: check the workers and the scheduler (their logs, "
+                f"memory) and rerun the same command{resume}"
+            ) from exc
 
     def _has_workers(self) -> bool:
         try:
@@ -370,9 +413,11 @@ class Evaluator:
         except OSError:  # the scheduler is gone: its futures are cancelled, which raises next
             return True
 
-    @staticmethod
-    def _kept(done_file: Path) -> str:
-        return (
-            f"the chunks finished so far are kept, recorded in {done_file}, and no dataset "
-            "was published"
-        )
+
+def _kept(done_file: Path | None) -> str:
+    if done_file is None:
+        return "nothing was written"
+    return (
+        f"the chunks finished so far are kept, recorded in {done_file}, and no dataset was "
+        "published"
+    )

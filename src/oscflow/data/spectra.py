@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..experiments import load_experiment
 from ..experiments.base import integer
 from ..progress import progress_bar
-from .evaluate import Evaluator, configured_scheduler, plan_workers
+from .evaluate import Evaluator, Predict, configured_scheduler, plan_workers
 from .io import build_lock, read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, SCALES, sample_box
 from .simulate import pairs_dir, read_pairs
@@ -106,14 +106,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _build_locks(out, src if uses_pairs else None),
     ):
         pairs_meta = read_meta(src) if uses_pairs else None
-        pairs = read_pairs(src) if uses_pairs else None
-        predictor = experiment.predictor(edges, energy, method, pairs)
         worker_spec = {
             "experiment": to_container(cfg.experiment),
             # absolute: workers of a remote scheduler run elsewhere; the stamp tells a
             # long-lived worker that the pairs were rebuilt since it cached a predictor
-            "pairs": str(src.resolve()) if pairs is not None else None,
-            "pairs_stamp": _stamp(src) if pairs is not None else None,
+            "pairs": str(src.resolve()) if uses_pairs else None,
+            "pairs_stamp": _stamp(src) if uses_pairs else None,
             "edges": edges.tolist(),
             "energy": energy,
             "method": method,
@@ -132,10 +130,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "pairs": pairs_meta,
         }
         totals: dict[str, float] = {}
-        ev.prepare(
-            worker_spec,
-            (lambda b: sum(predictor.predict(b, exposure).values())) if ev.in_process else None,
-        )
+        # In this process, or (the Daya Bay model takes ~30 s to build) only on the workers.
+        local = None
+        if ev.in_process:
+            pairs = read_pairs(src) if uses_pairs else None
+            local = Predict(experiment.predictor(edges, energy, method, pairs), exposure)
+        sources = ev.prepare(worker_spec, local)
         with resumable_directory(out, fingerprint) as tmp:
             for i, (split, n) in enumerate(splits.items()):
                 points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i, scales)
@@ -170,7 +170,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "ordering": experiment.settings.ordering,
                 "matter": experiment.settings.matter,
                 "exposure": dataclasses.asdict(exposure),
-                "sources": list(predictor.groups),
+                "sources": sources,
                 "backgrounds": list(backgrounds),
                 "splits": splits,
                 "sum_counts": totals,
