@@ -61,6 +61,11 @@ class OverrideError(UsageError, ConfigError):
     callers that compose configs themselves)."""
 
 
+class ClusterError(OscflowError):
+    """A Dask cluster could not finish a build (workers killed repeatedly, the scheduler gone):
+    the message says what was kept and how to resume."""
+
+
 class InternalError(OscflowError):
     """Something oscflow itself got wrong (e.g. a result it cannot print): a bug to report."""
 

@@ -22,14 +22,18 @@ from omegaconf import DictConfig
 from ..config import bin_edges, to_container
 from ..errors import ConfigError
 from ..experiments import load_experiment
+from ..experiments.base import integer
 from ..progress import progress_bar
-from .evaluate import Evaluator
+from .evaluate import Evaluator, Predict, configured_scheduler, plan_workers
 from .io import build_lock, read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, SCALES, sample_box
 from .simulate import pairs_dir, read_pairs
 
 FORMAT = "oscflow.spectra/1"
 SPLITS = ("train", "val", "test")
+# data.spectra keys that say where chunks are evaluated, not what they hold: left out of the
+# resume fingerprint and of meta.json, so a build on a cluster is the same bytes as a local one.
+EXECUTION_KEYS = ("workers", "scheduler")
 
 
 def spectra_dir(cfg: DictConfig) -> Path:
@@ -85,42 +89,54 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     method = str(spec.method)
     dtype = np.dtype(str(spec.dtype))
     chunk = int(spec.chunk)
-    workers = int(spec.get("workers", 1))
-    if chunk < 1 or workers < 1:
-        raise ConfigError(
-            "data.spectra.chunk", "chunk and workers must be >= 1", "give positive integers"
-        )
+    if chunk < 1:
+        raise ConfigError("data.spectra.chunk", "must be >= 1", "give a positive integer")
+    workers = spec.get("workers")
+    if workers is not None:
+        workers = integer(workers, "data.spectra.workers", 1, None)
+    scheduler = configured_scheduler(spec.get("scheduler"))
+    n_chunks = sum(-(-n // chunk) for n in splits.values())
     out = spectra_dir(cfg)
     uses_pairs = experiment.needs_pairs(energy, method)
-    with _build_locks(out, src if uses_pairs else None):
+    # The cluster first: an unreachable scheduler is refused before anything is written.
+    with (
+        Evaluator(
+            plan_workers(workers, scheduler, sum(splits.values()), n_chunks), scheduler
+        ) as ev,
+        _build_locks(out, src if uses_pairs else None),
+    ):
         pairs_meta = read_meta(src) if uses_pairs else None
-        pairs = read_pairs(src) if uses_pairs else None
-        predictor = experiment.predictor(edges, energy, method, pairs)
         worker_spec = {
             "experiment": to_container(cfg.experiment),
-            "pairs": str(src) if pairs is not None else None,
+            # absolute: workers of a remote scheduler run elsewhere; the stamp tells a
+            # long-lived worker that the pairs were rebuilt since it cached a predictor
+            "pairs": str(src.resolve()) if uses_pairs else None,
+            "pairs_stamp": _stamp(src) if uses_pairs else None,
             "edges": edges.tolist(),
             "energy": energy,
             "method": method,
             "exposure": [exposure.days, exposure.efficiency],
         }
         fixed = {k: v for k, v in fixed.items() if experiment.parameters[k].kind == "oscillation"}
-        # Everything the arrays depend on: a killed build is resumed only with the same inputs.
+        # Everything the arrays depend on: a killed build is resumed only with the same inputs
+        # (on however many workers: where chunks are evaluated does not change them).
         fingerprint = {
             "format": FORMAT,
             "experiment": worker_spec["experiment"],
-            "spectra": to_container(spec),
+            "spectra": _without_execution(to_container(spec)),
             "fixed": fixed,
             "binning": edges.tolist(),
             "exposure": worker_spec["exposure"],
             "pairs": pairs_meta,
         }
         totals: dict[str, float] = {}
-        local = None if workers > 1 else (lambda b: sum(predictor.predict(b, exposure).values()))
-        with (
-            resumable_directory(out, fingerprint) as tmp,
-            Evaluator(worker_spec, workers, local) as ev,
-        ):
+        # In this process, or (the Daya Bay model takes ~30 s to build) only on the workers.
+        local = None
+        if ev.in_process:
+            pairs = read_pairs(src) if uses_pairs else None
+            local = Predict(experiment.predictor(edges, energy, method, pairs), exposure)
+        sources = ev.prepare(worker_spec, local)
+        with resumable_directory(out, fingerprint) as tmp:
             for i, (split, n) in enumerate(splits.items()):
                 points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i, scales)
                 np.save(tmp / f"{split}_params.npy", points)
@@ -154,7 +170,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "ordering": experiment.settings.ordering,
                 "matter": experiment.settings.matter,
                 "exposure": dataclasses.asdict(exposure),
-                "sources": list(predictor.groups),
+                "sources": sources,
                 "backgrounds": list(backgrounds),
                 "splits": splits,
                 "sum_counts": totals,
@@ -172,7 +188,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     "n_pairs": pairs_meta["n_pairs"],
                     "seed": pairs_meta["seed"],
                 },
-                "config": to_container(cfg.data),
+                "config": {
+                    **to_container(cfg.data),
+                    "spectra": _without_execution(to_container(spec)),
+                },
             }
             write_json(tmp / "meta.json", meta)
     return {"path": str(out), "splits": splits}
@@ -219,10 +238,21 @@ def _sampling(
     return ranges, scales
 
 
+def _without_execution(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in EXECUTION_KEYS}
+
+
+def _stamp(pairs: Path) -> list[int]:
+    """Inode and modification time of the MC pairs' meta.json (replaced by each build)."""
+    st = (pairs / "meta.json").stat()
+    return [st.st_ino, st.st_mtime_ns]
+
+
 @contextlib.contextmanager
 def _build_locks(out: Path, pairs: Path | None) -> Iterator[None]:
     """The dataset's build lock for the whole build (a concurrent build of it waits), and the
-    MC pairs' lock while they are read, so `simulate` cannot replace them mid-build (spawned
-    workers re-read them). Always spectra before pairs: no lock-order deadlock."""
+    MC pairs' lock while they are read, so `simulate` cannot replace them mid-build (Dask
+    workers re-read them; those of a remote cluster are not covered by this machine's lock).
+    Always spectra before pairs: no lock-order deadlock."""
     with build_lock(out), build_lock(pairs) if pairs is not None else contextlib.nullcontext():
         yield
