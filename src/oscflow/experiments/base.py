@@ -468,6 +468,14 @@ class Experiment(abc.ABC):
         """The truth model's own fit of ``kind`` data (a referee beside ours), if it has one."""
         return None
 
+    def nuisance_combination(self, n_out: int, nbins: int) -> Any:
+        """For a surrogate with ``n_out`` outputs fitted in ``nbins`` bins: None if it predicts
+        the spectrum, else what combines its outputs with free nuisance parameters
+        analytically (a plug-in that has such surrogates: Daya Bay's ``nuisances``). Default:
+        none (the surrogate's binning is checked as it is)."""
+        del n_out, nbins
+        return None
+
     # ------------------------------------------------------------------ services
 
     @property
