@@ -21,7 +21,7 @@ import pytest
 from helpers import TINY_DATA, make_clone, mlflow_store
 from helpers import run as run_cmd
 from oscflow.cli import main
-from oscflow.config import load
+from oscflow.config import load, to_container
 from oscflow.errors import ConfigError
 from oscflow.experiments.dayabay import nuisances as nz
 
@@ -192,6 +192,16 @@ def test_bad_config_is_refused(experiment: Any) -> None:
         official.set_free({"survival_probability.Nope": 1.0})
     with pytest.raises(ConfigError, match="no constrained parameters"):
         official.statistic("full.pull.chi2cnp", {}, constrained={"detector.nope": 1.0})
+    # the published configuration's nuisances: a path the model lacks, a wrong column layout
+    from oscflow.experiments.dayabay.model import DayaBayExperiment
+
+    cfg = to_container(load("fit", ["experiment=dayabay"]).experiment)
+    cfg["nuisances"]["spec_scale_18"]["official"] = "neutrino_per_fission_factor.spec_scale_19"
+    with pytest.raises(ConfigError, match=r"no free parameters \['neutrino_per_fission_factor"):
+        DayaBayExperiment(cfg).official()
+    columns = experiment.predictor(np.arange(547.0), "concatenated", "official_nuisances")
+    with pytest.raises(ConfigError, match=r"546 numbers = 1 blocks of 546 bins, not 1 \+ 20"):
+        columns.official  # noqa: B018
 
 
 def test_dataset_stage_resumes_after_an_interrupt(
@@ -233,7 +243,9 @@ def test_dataset_stage_resumes_after_an_interrupt(
     np.testing.assert_array_equal(np.load(out / "train_spectra.npy"), first)
 
 
-def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: Any) -> None:
+def test_chain_on_real_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, experiment: Any, inputs: Any
+) -> None:
     """dvc stage → train → register → validate → fit the real data with the surrogate (from
     the stored official-model inputs), with the official model as referee."""
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
@@ -381,10 +393,12 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inp
         f"logger.artifact_location={store}/artifacts",
         f"paths.output_dir={store}/out_nuisances",
         "model=pca_mlp",
-        "model.hidden=[32,32]",
+        "model.hidden=[64,64]",
         "model.components=8",
         "optim=adamw",
+        "optim.lr=0.003",
         "trainer.max_epochs=30",
+        "trainer.log_every_n_steps=1",
         "timing=false",
     )
     uri = f"models:/dayabay-spectrum/{nuisance_model['version']}"

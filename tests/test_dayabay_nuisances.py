@@ -26,28 +26,36 @@ def _order(n_exp: int = 3) -> tuple[nz.Nuisance, ...]:
 
 
 def _toy(batch: int = 4, n_exp: int = 3) -> tuple[Any, Any, Any]:
-    """Columns of a model N = B + g·(I_snf + Σ_i e^{F_i} S_i): background B, an F-independent
-    IBD part I_snf and one spectrum segment S_i per scale — the structure the combination
-    assumes, for which it is exact when all F_i are equal."""
+    """Columns of N = B + g·(I_snf + A·exp(Σ_i w_i F_i)): background B, an F-independent IBD
+    part I_snf, and per bin the counts A fed by one neutrino energy between two segment edges
+    (weights w = (1 − t, t) on them) — the structure for which the combination is exact."""
     b = RNG.uniform(10, 20, (batch, K))
     snf = RNG.uniform(1, 2, (batch, K))
-    seg = RNG.uniform(50, 100, (batch, n_exp, K))
-    d_g = snf + seg.sum(1)
+    a = RNG.uniform(50, 100, (batch, K))
+    w = np.zeros((batch, n_exp, K))
+    edge = RNG.integers(0, n_exp - 1, K)
+    t = RNG.uniform(-0.5, 1.5, K)  # beyond the edges too: extrapolation, a negative weight
+    w[:, edge, np.arange(K)] = 1 - t
+    w[:, edge + 1, np.arange(K)] = t
+    seg = a[:, None] * w
+    d_g = snf + a
     cols = np.concatenate([(b + d_g)[:, None], d_g[:, None], seg], axis=1)
-    return cols, (b, snf, seg), nz.Combination(_order(n_exp))
+    return cols, (b, snf, a, w), nz.Combination(_order(n_exp))
 
 
-def test_combination_is_exact_for_a_normalisation_and_a_uniform_scale() -> None:
-    cols, (b, snf, seg), comb = _toy()
+def test_combination_is_exact_for_its_structure() -> None:
+    """Exact at nominal, in g, for a uniform F and for bins fed by one neutrino energy."""
+    cols, (b, snf, a, w), comb = _toy()
     nominal = np.array([[1.0, 0.0, 0.0, 0.0]])
     np.testing.assert_allclose(comb(cols, np.repeat(nominal, 4, 0)), cols[:, 0], rtol=1e-15)
-    g, f = 1.07, -0.3
-    values = np.repeat([[g, f, f, f]], 4, 0)
-    exact = b + g * (snf + np.exp(f) * seg.sum(1))
+    g, f = 1.07, np.array([-0.3, 0.2, 0.05])
+    values = np.repeat([[g, *f]], 4, 0)
+    exact = b + g * (snf + a * np.exp(np.einsum("m,bmk->bk", f, w)))
     np.testing.assert_allclose(comb(cols, values), exact, rtol=1e-13)
 
 
-def test_combination_jacobian_is_its_derivative() -> None:
+def test_combination_jacobians_are_its_derivatives() -> None:
+    """∂N/∂η analytic, and the chain rule through the columns (∂N/∂θ from ∂columns/∂θ)."""
     cols, _, comb = _toy()
     x = np.array([[0.96, 0.05, -0.1, 0.2]] * 4)
     jac = comb.jacobian(cols, x)
@@ -57,6 +65,10 @@ def test_combination_jacobian_is_its_derivative() -> None:
         h[j] = 1e-6
         fd = (comb(cols, x + h) - comb(cols, x - h)) / 2e-6
         np.testing.assert_allclose(jac[:, :, j], fd, rtol=1e-7)
+    direction = RNG.normal(size=cols.shape)
+    chain = comb.chain(cols, x, direction[..., None])[..., 0]
+    fd = (comb(cols + 1e-4 * direction, x) - comb(cols - 1e-4 * direction, x)) / 2e-4
+    np.testing.assert_allclose(chain, fd, rtol=1e-7)
 
 
 def test_bad_nuisance_configurations_are_refused() -> None:
@@ -72,8 +84,8 @@ def test_bad_nuisance_configurations_are_refused() -> None:
         nz.parse({"g": ok, "h": ok})
     with pytest.raises(ConfigError, match=r"21 blocks of 546 bins, not 1 \+ 3"):
         nz.check_layout(21 * 546, 546, _order(2), "the surrogate")
-    with pytest.raises(ValueError, match="2 nuisance values for 4 nuisances"):
-        nz.Combination(_order()).coefficients(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="2 nuisance values and 5 columns for 4 nuisances"):
+        nz.Combination(_order())(np.ones((1, 5, K)), np.zeros((1, 2)))
 
 
 def test_published_configuration_frees_every_official_free_parameter() -> None:

@@ -135,12 +135,11 @@ class CombinedSurrogatePredictor:
         self, points: Mapping[str, NDArray[np.float64]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Counts (B, K) and ∂counts/∂input (B, K, n_inputs): the surrogate's autograd for
-        its inputs (the combination is linear in the columns), analytic for the nuisances."""
+        its inputs through the combination (chain rule), analytic for the nuisances."""
         theta, eta = self._split(points)
         flat, dflat = self.inner.reactors_and_jacobian(theta)
         cols, dcols = self._blocks(flat), self._blocks(dflat)  # (B, 1+n, K), (B, 1+n, K, m)
-        coeff, _ = self.combination.coefficients(eta)
-        d_theta = dcols[:, 0] + np.einsum("bn,bnkm->bkm", coeff, dcols[:, 1:])
+        d_theta = self.combination.chain(cols, eta, dcols)
         d_eta = self.combination.jacobian(cols, eta)
         return self.combination(cols, eta), np.concatenate([d_theta, d_eta], axis=2)
 
