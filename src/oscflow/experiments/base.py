@@ -49,8 +49,9 @@ _MAX_INT = 2**63 - 1
 class ParameterSpec:
     """One model parameter: its nominal value and 1σ, the sampling range in σ, physical bounds.
 
-    ``kind`` is ``oscillation`` or ``detector`` (detector-response parameters are optional
-    surrogate inputs). ``bounds`` are the physically allowed values (None: unbounded).
+    ``kind`` is ``oscillation``, ``detector`` (detector-response parameters are optional
+    surrogate inputs) or ``nuisance`` (a fit parameter without prior, fixed unless a fit frees
+    it: Daya Bay's ``experiment.nuisances``). ``bounds`` are the physically allowed values (None: unbounded).
     ``by_ordering``: (nominal, sigma) per mass ordering where the two differ (|Δm²32|), see
     :func:`for_ordering`.
     """

@@ -149,7 +149,12 @@ class DayaBayExperiment(Experiment):
                 "nuisances",
             )
         nuisance_specs = {
-            k: {**dict(v), "kind": "nuisance", "n_sigma": 0}
+            k: {
+                "source": f"dayabay-model parameters.free.{self.nuisances[k].official}",
+                **dict(v),
+                "kind": "nuisance",
+                "n_sigma": 0,
+            }
             for k, v in (cfg.get("nuisances") or {}).items()
         }
         # the nuisances are parameters of fits (free in fit/experiment=dayabay_published,
