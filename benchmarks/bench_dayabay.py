@@ -12,10 +12,18 @@
   relative difference; and loading the stored official-model inputs
   (``experiment.official_inputs``, DVC stage ``dayabay_official``) vs computing them.
 
+With ``--published-model`` (a nuisance surrogate: data=dayabay_nuisances_demo), the same for
+the published configuration (``fit/experiment=dayabay_published``: sin²2θ13, Δm²32, the global
+normalisation and 19 reactor-spectrum scales free): the χ² at 22-parameter points, surrogate
+vs the official node, and the full fit, the surrogate's vs the official model's own staged fit
+(one repeat: minutes), with the best fits next to the publication. ``--model ''`` skips the
+2-parameter part.
+
 Figures are RATIOS "× surrogate" of median wall times (``_timing.measure``), next to the best
 fits. Needs a registered ``dayabay-spectrum`` (``--model``) in ``--tracking-uri``::
 
     .venv/bin/python benchmarks/bench_dayabay.py --model models:/dayabay-spectrum/latest
+    .venv/bin/python benchmarks/bench_dayabay.py --model '' --published-model models:/dayabay-spectrum/<v>
 
 The last line printed is a single JSON object with every figure.
 """
@@ -36,7 +44,169 @@ def main() -> None:
     parser.add_argument("--model", default="models:/dayabay-spectrum/latest")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--published-model", default="")
     args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    if args.model:
+        figures.update(two_parameters(args))
+    if args.published_model:
+        figures["published"] = published(args)
+    print(json.dumps(figures, default=str))
+
+
+PUBLISHED = {"sin2_2th13": (0.0851, 0.0024), "dm2_32": (2.466e-3, 0.060e-3)}  # PRL 130, 161802
+
+
+def published(args: argparse.Namespace) -> dict[str, Any]:
+    """The published configuration (22 free parameters): χ² evaluation and full fit, the
+    nuisance surrogate vs the official model, and the best fits next to the publication."""
+    from oscflow.config import load
+    from oscflow.services.fit.minimize import cost_function, minimize
+    from oscflow.services.fit.setup import setup
+
+    env = environment()
+    print(f"bench_dayabay (published configuration): revision {env['revision']}")
+    cfg = load(
+        "fit",
+        [
+            "experiment=dayabay",
+            "fit/experiment=dayabay_published",
+            "observation=real",
+            f"model_uri={args.published_model}",
+            f"logger.tracking_uri={args.tracking_uri}",
+            "record=false",
+            "plots=false",
+        ],
+    )
+    fs = setup(cfg)
+    data = fs.observation.counts
+    model = fs.model
+    names = list(model.names)
+    free = [names.index(n) for n in model.free]
+    x = model.starts()
+    step = np.array([p.step for p in model.parameters])
+    official = fs.experiment.official()
+    state = {"sign": 1.0}
+    cost = cost_function(model, data, str(cfg.statistic))
+
+    def surrogate_chi2() -> None:
+        state["sign"] *= -1
+        cost(x + state["sign"] * step)
+
+    def node_chi2() -> None:
+        state["sign"] *= -1
+        point = x + state["sign"] * step
+        official.statistic("full.covmat.chi2cnp", {names[i]: point[i] for i in free})
+
+    chi2 = measure({"surrogate": Job(surrogate_chi2, items=1, repeats=50 * args.repeats)})
+    chi2.update(measure({"official_node": Job(node_chi2, items=1, repeats=10 * args.repeats)}))
+    last: dict[str, Any] = {}
+
+    def surrogate_fit() -> None:
+        last["surrogate"] = minimize(model, data, str(cfg.statistic))
+
+    def official_fit() -> None:
+        start = {names[i]: x[i] for i in free}
+        last["official_node"] = fs.experiment.own_fit(
+            "real", start, {names[i]: step[i] for i in free}
+        )
+
+    fits = measure({"surrogate": Job(surrogate_fit, items=1, repeats=args.repeats)})
+    fits.update(measure({"official_node": Job(official_fit, items=1, repeats=1, warmup=False)}))
+    out: dict[str, Any] = {"environment": env, "chi2": {}, "fit": {}}
+    out["chi2"] = chi2_table("χ² (published)", chi2)
+    base = fits["surrogate"].median
+    sur, off = last["surrogate"], last["official_node"]
+    rows = {
+        "surrogate": ({n: sur.value(n) for n in sur.free}, {n: sur.error(n) for n in sur.free}),
+        "official_node": (off["values"], off["errors"]),
+    }
+    print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  calls  sin2_2th13  dm2_32")
+    for name, t in fits.items():
+        values, errors = rows[name]
+        calls = sur.nfcn if name == "surrogate" else off["nfcn"]
+        out["fit"][name] = fit_row(name, t, base, values, errors, f"  {calls:>5}")
+        out["fit"][name].update(
+            calls=calls, valid=bool(sur.valid if name == "surrogate" else off["valid"])
+        )
+    print(
+        f"{'published':<16} {'':>12} {'':>12}  {'':>5}  "
+        f"{PUBLISHED['sin2_2th13'][0]:.5f}±{PUBLISHED['sin2_2th13'][1]:.5f}  "
+        f"{PUBLISHED['dm2_32'][0]:.5e}±{PUBLISHED['dm2_32'][1]:.2e}"
+    )
+    out["shift_sigma"] = {
+        n: (rows["surrogate"][0][n] - off["values"][n]) / off["errors"][n] for n in PUBLISHED
+    }
+    out["official_stages"] = off.get("stages")
+    print("surrogate − official [σ of the official fit]:", out["shift_sigma"])
+    out["linearity"] = linearity(fs, official, off["values"], sur)
+    return out
+
+
+def linearity(fs: Any, official: Any, best: dict[str, float], sur: Any) -> list[dict[str, Any]]:
+    """The nuisance combination against the official model: at the official best fit and at
+    three draws from the surrogate fit's covariance, the official spectrum vs the combination
+    of the official model's own columns at the same θ (max relative deviation, Δχ²)."""
+    from oscflow.experiments.dayabay import nuisances as nz
+
+    order = tuple(fs.experiment.nuisances.values())
+    comb = nz.Combination(order)
+    stat = fs.model.terms(str(fs.cfg.statistic))
+    data = fs.observation.counts
+    names = list(sur.free)
+    idx = [fs.model.index[n] for n in names]
+    cov = np.asarray(sur.minuit.covariance)[np.ix_(idx, idx)]
+    rng = np.random.default_rng(7)
+    points = [("official best fit", dict(best))]
+    for _ in range(3):
+        draw = rng.multivariate_normal([best[n] for n in names], cov)
+        points.append(("1σ draw", dict(zip(names, draw, strict=True))))
+    rows = []
+    for label, p in points:
+        theta = {k: p[k] for k in ("sin2_2th13", "dm2_32")}
+        eta = np.array([p.get(n.name, n.nominal) for n in order])
+        combined = comb(nz.columns(official, theta, order)[None], eta[None])[0]
+        exact = official.spectrum({**theta, **{n.name: v for n, v in zip(order, eta, strict=True)}})
+        row = {
+            "point": label,
+            "max_rel": nz.relative_error(exact, combined),
+            "dchi2": float(stat(data, combined).sum() - stat(data, exact).sum()),
+        }
+        print(f"linearity at {label}: max |ΔN/N| {row['max_rel']:.2%}, Δχ² {row['dchi2']:+.2f}")
+        rows.append(row)
+    return rows
+
+
+def chi2_table(title: str, chi2: dict[str, Any]) -> dict[str, Any]:
+    """Print the χ² timings as ms and × surrogate; return them."""
+    base = chi2["surrogate"].median
+    print(f"{title:<16} {'median [ms]':>12} {'× surrogate':>12}")
+    out = {}
+    for name, t in chi2.items():
+        print(f"{name:<16} {1e3 * t.median:>12.2f} {t.median / base:>12.1f}")
+        out[name] = {"s": t.median, "ratio_to_surrogate": t.median / base}
+    return out
+
+
+def fit_row(
+    name: str, t: Any, base: float, values: dict[str, float], errors: dict[str, float], extra=""
+) -> dict[str, Any]:
+    """Print one row of a fit table (time, ratio, the oscillation parameters) and return it."""
+    print(
+        f"{name:<16} {t.median:>12.3f} {t.median / base:>12.1f}{extra}  "
+        f"{values['sin2_2th13']:.5f}±{errors['sin2_2th13']:.5f}  "
+        f"{values['dm2_32']:.5e}±{errors['dm2_32']:.2e}"
+    )
+    return {
+        "s": t.median,
+        "ratio_to_surrogate": t.median / base,
+        "best_fit": values,
+        "errors": errors,
+    }
+
+
+def two_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """sin²2θ13 and Δm²32 free (conf/fit/experiment/dayabay.yaml)."""
 
     from oscflow.config import load
     from oscflow.experiments.dayabay.store import OfficialInputs
@@ -153,11 +323,7 @@ def main() -> None:
     )
     if loads:
         print(f"stored official-model inputs: loaded in {1e3 * loads['load'].median:.1f} ms")
-    base = chi2["surrogate"].median
-    print(f"{'χ² evaluation':<16} {'median [ms]':>12} {'× surrogate':>12}")
-    for name, t in chi2.items():
-        print(f"{name:<16} {1e3 * t.median:>12.2f} {t.median / base:>12.1f}")
-        figures["chi2"][name] = {"s": t.median, "ratio_to_surrogate": t.median / base}
+    figures["chi2"] = chi2_table("χ² evaluation", chi2)
     base = fits["surrogate"].median
     print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  sin2_2th13  dm2_32")
     for name, t in fits.items():
@@ -167,18 +333,8 @@ def main() -> None:
         else:
             values = {n: out.value(n) for n in out.free}
             errors = {n: out.error(n) for n in out.free}
-        print(
-            f"{name:<16} {t.median:>12.3f} {t.median / base:>12.1f}  "
-            f"{values['sin2_2th13']:.5f}±{errors['sin2_2th13']:.5f}  "
-            f"{values['dm2_32']:.5e}±{errors['dm2_32']:.2e}"
-        )
-        figures["fit"][name] = {
-            "s": t.median,
-            "ratio_to_surrogate": t.median / base,
-            "best_fit": values,
-            "errors": errors,
-        }
-    print(json.dumps(figures, default=str))
+        figures["fit"][name] = fit_row(name, t, base, values, errors)
+    return figures
 
 
 if __name__ == "__main__":

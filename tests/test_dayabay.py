@@ -21,8 +21,9 @@ import pytest
 from helpers import TINY_DATA, make_clone, mlflow_store
 from helpers import run as run_cmd
 from oscflow.cli import main
-from oscflow.config import load
+from oscflow.config import load, to_container
 from oscflow.errors import ConfigError
+from oscflow.experiments.dayabay import nuisances as nz
 
 DYB_TINY: dict[str, Any] = {
     "name": "dyb_tiny",
@@ -191,6 +192,16 @@ def test_bad_config_is_refused(experiment: Any) -> None:
         official.set_free({"survival_probability.Nope": 1.0})
     with pytest.raises(ConfigError, match="no constrained parameters"):
         official.statistic("full.pull.chi2cnp", {}, constrained={"detector.nope": 1.0})
+    # the published configuration's nuisances: a path the model lacks, a wrong column layout
+    from oscflow.experiments.dayabay.model import DayaBayExperiment
+
+    cfg = to_container(load("fit", ["experiment=dayabay"]).experiment)
+    cfg["nuisances"]["spec_scale_18"]["official"] = "neutrino_per_fission_factor.spec_scale_19"
+    with pytest.raises(ConfigError, match=r"no free parameters \['neutrino_per_fission_factor"):
+        DayaBayExperiment(cfg).official()
+    columns = experiment.predictor(np.arange(547.0), "concatenated", "official_nuisances")
+    with pytest.raises(ConfigError, match=r"546 numbers = 1 blocks of 546 bins, not 1 \+ 20"):
+        columns.official  # noqa: B018
 
 
 def test_dataset_stage_resumes_after_an_interrupt(
@@ -232,7 +243,9 @@ def test_dataset_stage_resumes_after_an_interrupt(
     np.testing.assert_array_equal(np.load(out / "train_spectra.npy"), first)
 
 
-def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: Any) -> None:
+def test_chain_on_real_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, experiment: Any, inputs: Any
+) -> None:
     """dvc stage → train → register → validate → fit the real data with the surrogate (from
     the stored official-model inputs), with the official model as referee."""
     root = make_clone(tmp_path / "repo", "ttrain", TINY_DATA, dayabay_data="dyb_tiny")
@@ -342,3 +355,59 @@ def test_chain_on_real_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inp
         assert ref["parameters"][name]["exact"] == pytest.approx(
             official["values"][name], abs=0.1 * official["errors"][name]
         )
+
+    # The published configuration (fit/experiment=dayabay_published: the 19 reactor-spectrum
+    # scales free too). A plain surrogate does not take them.
+    from oscflow.services.fit.setup import setup
+
+    published = [*common, "fit/experiment=dayabay_published", "observation=real", "plots=false"]
+    with pytest.raises(ConfigError, match=r"does not take \['spec_scale_00', 'spec_scale_01'"):
+        setup(load("fit", [*published, f"model_uri={model}"]))
+    # A nuisance surrogate (the spectrum and its 20 derivative columns): its dataset here from
+    # the tiny one, each column scaled bin by bin like N0 from the official model's columns at
+    # the nominal point (the real stage, dayabay_nuisances, evaluates them at every point; the
+    # benchmark and README measure that surrogate), so no official-model evaluation per point.
+    nominal = nz.columns(experiment.official(), {}, tuple(experiment.nuisances.values()))
+    relative = nominal / nominal[0]
+    src = root / "data/dayabay/dyb_tiny/spectra"
+    dst = root / "data/dayabay/dyb_tiny_nuisances/spectra"
+    dst.mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        n0 = np.load(src / f"{split}_spectra.npy")
+        cols = (n0[:, None, :] * relative[None]).reshape(len(n0), -1)
+        np.save(dst / f"{split}_spectra.npy", cols)
+        np.save(dst / f"{split}_params.npy", np.load(src / f"{split}_params.npy"))
+    np.save(dst / "backgrounds.npy", np.zeros((0, relative.size)))
+    meta["dataset"] = "dyb_tiny_nuisances"
+    meta["bin_edges"] = list(range(relative.size + 1))
+    (dst / "meta.json").write_text(json.dumps(meta))
+    (root / "conf/data/dyb_tiny_nuisances.yaml").write_text(
+        json.dumps({**DYB_TINY, "name": "dyb_tiny_nuisances"})
+    )
+    nuisance_model = cli(
+        "train",
+        *common,
+        "data=dyb_tiny_nuisances",
+        "binning.emax=11466",
+        "binning.nbins=11466",
+        f"logger.artifact_location={store}/artifacts",
+        f"paths.output_dir={store}/out_nuisances",
+        "model=pca_mlp",
+        "model.hidden=[64,64]",
+        "model.components=8",
+        "optim=adamw",
+        "optim.lr=0.003",
+        "trainer.max_epochs=30",
+        "trainer.log_every_n_steps=1",
+        "timing=false",
+    )
+    uri = f"models:/dayabay-spectrum/{nuisance_model['version']}"
+    fit = cli("fit", *published, f"model_uri={uri}")
+    assert fit["fit"]["valid"], fit["fit"]
+    assert fit["predictor"]["nuisances"][:2] == ["global_norm", "spec_scale_00"]
+    values = fit["best_fit"]
+    assert len(values) == 21
+    # the tiny network is coarse: near the publication (0.0851 ± 0.0024, 2.466e-3 ± 0.060e-3)
+    assert abs(values["sin2_2th13"] - 0.0851) < 5 * 0.0024
+    assert abs(values["dm2_32"] - 2.466e-3) < 5 * 0.060e-3
+    assert abs(values["spec_scale_05"]) < 0.5

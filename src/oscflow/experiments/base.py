@@ -49,8 +49,9 @@ _MAX_INT = 2**63 - 1
 class ParameterSpec:
     """One model parameter: its nominal value and 1σ, the sampling range in σ, physical bounds.
 
-    ``kind`` is ``oscillation`` or ``detector`` (detector-response parameters are optional
-    surrogate inputs). ``bounds`` are the physically allowed values (None: unbounded).
+    ``kind`` is ``oscillation``, ``detector`` (detector-response parameters are optional
+    surrogate inputs) or ``nuisance`` (a fit parameter without prior, fixed unless a fit frees
+    it: Daya Bay's ``experiment.nuisances``). ``bounds`` are the physically allowed values (None: unbounded).
     ``by_ordering``: (nominal, sigma) per mass ordering where the two differ (|Δm²32|), see
     :func:`for_ordering`.
     """
@@ -466,6 +467,14 @@ class Experiment(abc.ABC):
         steps: Mapping[str, float],  # noqa: ARG002
     ) -> dict[str, Any] | None:
         """The truth model's own fit of ``kind`` data (a referee beside ours), if it has one."""
+        return None
+
+    def nuisance_combination(self, n_out: int, nbins: int) -> Any:
+        """For a surrogate with ``n_out`` outputs fitted in ``nbins`` bins: None if it predicts
+        the spectrum, else what combines its outputs with free nuisance parameters
+        analytically (a plug-in that has such surrogates: Daya Bay's ``nuisances``). Default:
+        none (the surrogate's binning is checked as it is)."""
+        del n_out, nbins
         return None
 
     # ------------------------------------------------------------------ services

@@ -27,13 +27,16 @@ from ..base import (
     finite,
     parameter_specs,
 )
+from . import nuisances
 from .official import OfficialModel
 from .store import REMAKE, OfficialInputs, from_official
 
 log = logging.getLogger(__name__)
 
 ENERGY = "concatenated"
-METHODS = ("official",)
+# official: the spectrum; official_nuisances: the spectrum and its derivative in each of
+# experiment.nuisances, concatenated ((1 + n) × 546 numbers: a nuisance surrogate's dataset)
+METHODS = ("official", "official_nuisances")
 GROUP = "total"  # IBD + backgrounds, as the official χ² compares them with the data
 
 
@@ -54,6 +57,9 @@ class OfficialPredictor:
     def __init__(self, experiment: DayaBayExperiment, edges: ArrayLike, energy: str) -> None:
         self.experiment = experiment
         self.parameters = tuple(experiment.official_paths)
+        # the published fit's free nuisances (experiment.nuisances): inputs of the fits' exact
+        # predictor besides the oscillation parameters (services/fit/predictors.ExactPredictor)
+        self.nuisance_inputs = tuple(experiment.nuisances)
         self.edges = np.asarray(edges, dtype=np.float64)
         self.energy = energy
         self._official: OfficialModel | None = None
@@ -80,12 +86,47 @@ class OfficialPredictor:
         exposure: Exposure | None = None,  # noqa: ARG002 - the Experiment interface
     ) -> dict[str, NDArray[np.float64]]:
         names = [k for k in params if k in self.experiment.official_paths]
+        self._check_inputs(names)
         cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(params[k], float)) for k in names))
         size = cols[0].size if cols else 1
         out = np.empty((size, len(self.edges) - 1))
         for i in range(size):
-            out[i] = self.official.spectrum({k: c[i] for k, c in zip(names, cols, strict=True)})
+            out[i] = self._evaluate({k: float(c[i]) for k, c in zip(names, cols, strict=True)})
         return {GROUP: out}
+
+    def _check_inputs(self, names: list[str]) -> None:
+        """Every parameter of the official model is an input of its spectrum."""
+
+    def _evaluate(self, point: Mapping[str, float]) -> NDArray[np.float64]:
+        return self.official.spectrum(point)
+
+
+class NuisanceColumnsPredictor(OfficialPredictor):
+    """[N0, ∂N/∂η_1, …, ∂N/∂η_n] at each oscillation point (``nuisances.columns``: the official
+    spectrum and its forward-difference derivatives in ``experiment.nuisances``, ~21
+    evaluations per point), concatenated into (1 + n) × 546 numbers: the outputs a nuisance
+    surrogate learns, which the fit combines analytically (``nuisances.Combination``)."""
+
+    def _check_bins(self, nbins: int) -> None:
+        nuisances.check_layout(
+            len(self.edges) - 1,
+            nbins,
+            tuple(self.experiment.nuisances.values()),
+            "binning (method official_nuisances)",
+        )
+
+    def _check_inputs(self, names: list[str]) -> None:
+        bad = [k for k in names if k in self.experiment.nuisances]
+        if bad:
+            raise ConfigError(
+                "data.spectra.inputs",
+                f"{bad} are the nuisances this method differentiates in, not inputs",
+                "sample the oscillation parameters only",
+            )
+
+    def _evaluate(self, point: Mapping[str, float]) -> NDArray[np.float64]:
+        order = tuple(self.experiment.nuisances.values())
+        return nuisances.columns(self.official, point, order).ravel()
 
 
 class DayaBayExperiment(Experiment):
@@ -98,8 +139,29 @@ class DayaBayExperiment(Experiment):
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
-        self.parameters = parameter_specs(cfg["parameters"])
+        self.nuisances = nuisances.parse(cfg.get("nuisances"))
+        clash = sorted(set(self.nuisances) & set(cfg["parameters"]))
+        if clash:
+            raise ConfigError(
+                "experiment.nuisances",
+                f"{clash} are also in experiment.parameters",
+                "name each parameter once: surrogate inputs in parameters, free nuisances in "
+                "nuisances",
+            )
+        nuisance_specs = {
+            k: {
+                "source": f"dayabay-model parameters.free.{self.nuisances[k].official}",
+                **dict(v),
+                "kind": "nuisance",
+                "n_sigma": 0,
+            }
+            for k, v in (cfg.get("nuisances") or {}).items()
+        }
+        # the nuisances are parameters of fits (free in fit/experiment=dayabay_published,
+        # fixed at nominal otherwise), never sampled dataset inputs (data.spectra.inputs)
+        self.parameters = parameter_specs({**cfg["parameters"], **nuisance_specs})
         self.official_paths = {k: str(p["official"]) for k, p in cfg["parameters"].items()}
+        self.official_paths.update({k: n.official for k, n in self.nuisances.items()})
         self.options = dict(cfg.get("official_options") or {})
         self.days = finite(
             cfg["exposure_days"], "experiment.exposure_days", "give the release's live days"
@@ -180,6 +242,8 @@ class DayaBayExperiment(Experiment):
             raise ConfigError("energy", f"{energy!r} unknown for Daya Bay", f"use {ENERGY}")
         if method not in METHODS:
             raise ConfigError("method", f"{method!r} unknown for Daya Bay", f"use {METHODS}")
+        if method == "official_nuisances":
+            return NuisanceColumnsPredictor(self, edges, energy)
         return OfficialPredictor(self, edges, energy)
 
     def background_spectra(
@@ -209,10 +273,35 @@ class DayaBayExperiment(Experiment):
     def own_fit(
         self, kind: str, start: Mapping[str, float], steps: Mapping[str, float]
     ) -> dict[str, Any] | None:
-        """The official model's own iminuit fit of its statistic node (real data only)."""
+        """The official model's own iminuit fit of its statistic node (real data only). With
+        free nuisances (the published configuration) it is staged, as ``experiment.official_fit``
+        says: the oscillation parameters first (nuisances at their start values), then all,
+        with MIGRAD's ``strategy``, ``tolerance`` and call budget ``ncall`` per stage."""
         if kind != "real":
             return None
-        return self.official().fit(start, steps)
+        opts = dict(self.cfg.get("official_fit") or {})
+        if not any(n in self.nuisances for n in start):
+            return self.official().fit(start, steps)
+        first = [n for n in start if self.parameters[n].kind == "oscillation"]
+        return self.official().fit(
+            start,
+            steps,
+            tolerance=float(opts.get("tolerance", 0.1)),
+            first=first,
+            strategy=int(opts.get("strategy", 1)),
+            ncall=None if opts.get("ncall") is None else int(opts["ncall"]),
+        )
+
+    def nuisance_combination(self, n_out: int, nbins: int) -> nuisances.Combination | None:
+        """None for a surrogate of the spectrum (``n_out`` = ``nbins``); for one of the
+        spectrum and its derivatives in ``experiment.nuisances`` (dataset method
+        ``official_nuisances``: (1 + n) × ``nbins`` outputs) their ``Combination``; any other
+        count is refused naming the layout it should have."""
+        if n_out == nbins:
+            return None
+        order = tuple(self.nuisances.values())
+        nuisances.check_layout(n_out, nbins, order, "the surrogate")
+        return nuisances.Combination(order)
 
 
 def build(cfg: Mapping[str, Any]) -> DayaBayExperiment:

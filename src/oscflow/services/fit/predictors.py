@@ -77,6 +77,76 @@ class SurrogatePredictor:
         return self.surrogate.info()
 
 
+class CombinedSurrogatePredictor:
+    """A surrogate of the spectrum and its derivatives in free nuisance parameters (outputs:
+    (1 + n) blocks of the K bins, inputs: the oscillation parameters), combined analytically
+    with the nuisance values by the experiment's ``combination`` (``Experiment.
+    nuisance_combination``; Daya Bay: experiments/dayabay/nuisances.py). Its inputs are the
+    surrogate's and the nuisances; its counts (B, K)."""
+
+    kind = "surrogate"
+
+    def __init__(
+        self,
+        inner: SurrogatePredictor,
+        combination: Any,
+        specs: Mapping[str, Any],
+        edges: NDArray[np.float64],
+    ) -> None:
+        self.inner = inner
+        self.surrogate = inner.surrogate
+        self.exposure = inner.exposure
+        self.combination = combination
+        self.nuisances = tuple(n.name for n in combination.nuisances)
+        self.inputs = tuple(inner.inputs) + self.nuisances
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.energy = inner.energy
+        self._nominal = np.array([float(n.nominal) for n in combination.nuisances])
+        self._bounds: dict[str, tuple[float, float]] = {
+            n: (float(specs[n].bounds[0]), float(specs[n].bounds[1])) for n in self.nuisances
+        }
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return {**self.inner.ranges(), **self._bounds}
+
+    def _split(
+        self, points: Mapping[str, NDArray[np.float64]]
+    ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64]]:
+        size = max(np.size(v) for v in points.values())
+        theta = {k: v for k, v in points.items() if k not in self.nuisances}
+        eta = np.tile(self._nominal, (size, 1))
+        for j, n in enumerate(self.nuisances):
+            if n in points:
+                eta[:, j] = np.broadcast_to(np.asarray(points[n], dtype=np.float64), size)
+        if not theta:  # every input at the surrogate's fixed values
+            theta = {k: np.full(size, v) for k, v in self.inner._fixed.items()}
+        return theta, eta
+
+    def _blocks(self, flat: NDArray[np.float64]) -> NDArray[np.float64]:
+        k = len(self.edges) - 1
+        return flat.reshape(len(flat), 1 + len(self.nuisances), k, *flat.shape[2:])
+
+    def reactors(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        theta, eta = self._split(points)
+        cols = self._blocks(self.inner.reactors(theta))
+        return self.combination(cols, eta)
+
+    def reactors_and_jacobian(
+        self, points: Mapping[str, NDArray[np.float64]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Counts (B, K) and ∂counts/∂input (B, K, n_inputs): the surrogate's autograd for
+        its inputs through the combination (chain rule), analytic for the nuisances."""
+        theta, eta = self._split(points)
+        flat, dflat = self.inner.reactors_and_jacobian(theta)
+        cols, dcols = self._blocks(flat), self._blocks(dflat)  # (B, 1+n, K), (B, 1+n, K, m)
+        d_theta = self.combination.chain(cols, eta, dcols)
+        d_eta = self.combination.jacobian(cols, eta)
+        return self.combination(cols, eta), np.concatenate([d_theta, d_eta], axis=2)
+
+    def info(self) -> dict[str, Any]:
+        return {**self.inner.info(), "inputs": list(self.inputs), "nuisances": list(self.nuisances)}
+
+
 class ExactPredictor:
     """The experiment's exact predictor (response matrix or event re-weighting)."""
 
@@ -105,7 +175,10 @@ class ExactPredictor:
         self.predictor = predictor
         self.exposure = exposure
         oscillation = tuple(k for k, s in experiment.parameters.items() if s.kind == "oscillation")
-        self.inputs = oscillation + tuple(detector_inputs)
+        # free nuisance parameters the predictor takes (Daya Bay's published fit): fixed at
+        # nominal unless the fit frees them
+        nuisance = tuple(getattr(predictor, "nuisance_inputs", ()))
+        self.inputs = oscillation + nuisance + tuple(detector_inputs)
         self.edges = np.asarray(predictor.edges, dtype=np.float64)
         self.energy = str(predictor.energy)
         self._info = info
@@ -163,13 +236,17 @@ def surrogate_predictor(
     exposure: Exposure,
     ordering: str | None = None,
     follow_pair: bool = True,
-) -> SurrogatePredictor:
+    experiment: Any = None,
+) -> SurrogatePredictor | CombinedSurrogatePredictor:
     """The surrogate at ``uri`` from the configured tracking store, refused unless it was
     trained for the fit's request (``SurrogateReactors.check_request``: experiment, binning,
     settings, the parameters it does not take); ``ordering`` overrides the request's mass
     ordering (the model for the other ordering of a Δχ²(IO−NO) comparison). A version trained
     for the other ordering answers through its registered pair (``registry/pairs.py``) unless
-    ``follow_pair`` is false (a model the user named for that ordering is used as named)."""
+    ``follow_pair`` is false (a model the user named for that ordering is used as named).
+    With ``experiment``, a surrogate whose outputs are the spectrum and its derivatives in the
+    experiment's free nuisances (``Experiment.nuisance_combination``) is combined with them
+    (``CombinedSurrogatePredictor``)."""
     from omegaconf import OmegaConf
 
     from ...config import bin_edges
@@ -185,15 +262,26 @@ def surrogate_predictor(
         partner = partner_uri(str(uri), str(wanted), store)
         if partner is not None:
             reactors = SurrogateReactors.load(partner, store)
+    edges = bin_edges(cfg.binning)
+    combination = (
+        None
+        if experiment is None
+        else experiment.nuisance_combination(reactors.spec.n_out, len(edges) - 1)
+    )
+    if combination is not None and str(cfg.energy) != reactors.spec.energy:
+        reactors.check_binning(edges, str(cfg.energy))  # refuses the energy variable
     reactors.check_request(
         cfg.experiment,
         {str(k): float(v) for k, v in cfg.params.items()},
-        bin_edges(cfg.binning),
+        edges if combination is None else None,
         str(cfg.energy),
         ordering=ordering,
         ranges=False,  # the fit checks its truth point (not for file or released data)
     )
-    return SurrogatePredictor(reactors, exposure)
+    plain = SurrogatePredictor(reactors, exposure)
+    if combination is None:
+        return plain
+    return CombinedSurrogatePredictor(plain, combination, experiment.parameters, edges)
 
 
 def other_ordering_uri(cfg: DictConfig, ordering: str) -> str | None:

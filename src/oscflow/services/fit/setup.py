@@ -121,7 +121,7 @@ def setup(cfg: DictConfig) -> FitSetup:
     edges = bin_edges(cfg.binning)
     energy = str(cfg.energy)
     if cfg.predictor == "surrogate":
-        predictor: Any = surrogate_predictor(cfg, cfg.model_uri, exposure)
+        predictor: Any = surrogate_predictor(cfg, cfg.model_uri, exposure, experiment=experiment)
         predictor.surrogate.check_range(
             {k: v for k, v in truth.items() if cfg.observation.kind not in ("file", "real")}
         )
