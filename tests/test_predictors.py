@@ -54,10 +54,13 @@ def test_reweighting_and_response_matrix_agree_far_below_mc_precision(
 
 @pytest.mark.slow
 def test_neutrino_energy_quadrature_equals_brute_force_integral(juno: JunoExperiment) -> None:
-    """E_ν-binned matrix predictor vs a 2-million-point trapezoid of σ·Φ·P, per core."""
+    """E_ν-binned matrix predictor vs a 1,000,001-point trapezoid of σ·Φ·P, per core (step
+    1.5e-5 MeV, at most 8e-4 rad of the fastest phase, 51 rad/MeV at 1.8 MeV; measured: the
+    deviation is 1.8e-7 with 2,000,001 points and 6.7e-7 with 500,001, against the 2e-6
+    tolerance)."""
     edges = np.array([1.8, 3.0, 4.5, 8.0, 16.8])
     pred = juno.predictor(edges, "neutrino", "matrix").predict(NOMINAL, EXPOSURE)
-    e = np.linspace(1.8, 16.8, 2_000_001)
+    e = np.linspace(1.8, 16.8, 1_000_001)
     p = OscillationParameters(**NOMINAL)
     expected = {"near_reactors": np.zeros(4), "far_reactors": np.zeros(4)}
     for core in juno.source.cores:
