@@ -40,6 +40,10 @@ install: $(STAMP) $(CHROMIUM_STAMP)
 DATA = $$(sed -n 's/^data: *//p' params.yaml)
 TRACKING = MLFLOW_TRACKING_URI=http://127.0.0.1:5000
 # The versions the demo's two trainings registered (the gates read their validations: wait first).
+# 450 epochs, not the default 300: with the reactor-flux corrections and geoneutrino chains in the
+# truth model (issue 18) the 300-epoch inverted-ordering surrogate missed the fit-bias gate
+# (validation: 0.12σ against 0.1σ; training-time 0.24σ, 0.15σ after 450 epochs).
+DEMO_EPOCHS = 450
 VERSION_NO = $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train.json'))['version'])")
 VERSION_IO = $$($(BIN)/python -c "import json; print(json.load(open('outputs/demo/train_inverted.json'))['version'])")
 demo: $(STAMP)
@@ -50,8 +54,8 @@ demo: $(STAMP)
 	$(BIN)/oscflow summary data=$(DATA)
 	$(BIN)/oscflow predict plot=outputs/demo/juno_prompt_spectrum.png
 	@echo "training both orderings side by side, one thread each (the inverted one logs to outputs/demo/train_inverted.log)"
-	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted callbacks.progress_bar=false > outputs/demo/train_inverted.log 2>&1 & io=$$!; \
-	  $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) | tail -n 1 > outputs/demo/train.json; no=$$?; \
+	set -o pipefail; $(TRACKING) $(BIN)/oscflow train --json data=$(DATA)_inverted trainer.max_epochs=$(DEMO_EPOCHS) callbacks.progress_bar=false > outputs/demo/train_inverted.log 2>&1 & io=$$!; \
+	  $(TRACKING) $(BIN)/oscflow train --json data=$(DATA) trainer.max_epochs=$(DEMO_EPOCHS) | tail -n 1 > outputs/demo/train.json; no=$$?; \
 	  wait $$io; io=$$?; tail -n 1 outputs/demo/train_inverted.log > outputs/demo/train_inverted.json; \
 	  test $$no -eq 0 && test $$io -eq 0 || { tail -n 20 outputs/demo/train_inverted.log; exit 1; }
 	$(BIN)/python -c "import json; r = json.load(open('outputs/demo/train.json')); print('registered', r['registered_model'], 'v' + r['version'], r['metrics'])"
