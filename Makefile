@@ -82,13 +82,16 @@ dayabay: $(STAMP)
 # it: FC exclusion of the 2022 data, expected bands for 2022 and JSNS²-II, LSND, and the
 # construction timed with the exact model too (outputs/jsns2/).
 VERSION_J = $$($(BIN)/python -c "import json; print(json.load(open('outputs/jsns2/train.json'))['version'])")
+# One tracking store for train, promote and sterile: $MLFLOW_TRACKING_URI if set, else the
+# embedded SQLite store (`oscflow registry` alone would default to the stack's server).
+JSNS2_TRACKING = MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 jsns2: $(STAMP)
 	test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro datasets@jsns2
 	mkdir -p outputs/jsns2
-	$(BIN)/oscflow train --json experiment=jsns2 data=jsns2_demo model=phase_kernel optim.lr=0.006 callbacks.progress_bar=false | tail -n 1 > outputs/jsns2/train.json
-	$(BIN)/oscflow registry promote jsns2-spectrum $(VERSION_J) --alias champion
-	$(BIN)/oscflow sterile model_uri=models:/jsns2-spectrum/$(VERSION_J) | tee outputs/jsns2/sterile.txt
+	$(JSNS2_TRACKING) $(BIN)/oscflow train --json experiment=jsns2 data=jsns2_demo model=phase_kernel optim.lr=0.006 callbacks.progress_bar=false | tail -n 1 > outputs/jsns2/train.json
+	$(JSNS2_TRACKING) $(BIN)/oscflow registry promote jsns2-spectrum $(VERSION_J) --alias champion
+	$(JSNS2_TRACKING) $(BIN)/oscflow sterile model_uri=models:/jsns2-spectrum/$(VERSION_J) | tee outputs/jsns2/sterile.txt
 
 # The full test suite (also what CI runs). Most of its time is waiting (servers starting,
 # webhooks, subprocesses importing torch and MLflow), so it runs on more pytest-xdist workers
