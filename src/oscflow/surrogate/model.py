@@ -21,6 +21,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
+from ..errors import ConfigError
 from .architectures import Axis, build, build_physical, get
 from .scaling import InputScaler, OutputScaler
 
@@ -103,12 +104,12 @@ class SpectrumSurrogate(nn.Module):
         # A physical architecture maps inputs in their units to counts (architectures/).
         self.physical = get(spec.architecture).physical
         if self.physical and spec.output_transform != "standard":
-            msg = (
-                f"model.output_transform = {spec.output_transform!r}: architecture "
-                f"{spec.architecture!r} predicts counts, which may dip below zero while it "
-                "trains; set model.output_transform=standard"
+            raise ConfigError(
+                "model.output_transform",
+                f"{spec.output_transform!r}: architecture {spec.architecture!r} predicts counts, "
+                "which may dip below zero while it trains",
+                "set model.output_transform=standard",
             )
-            raise ValueError(msg)
         fit_outputs = fit_counts = None
         if train_spectra is not None:
             if train_spectra.shape[1] != spec.n_out:

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ..scaling import InputScaler
 from . import Axis, register
 from .seed_mlp import mlp
@@ -109,24 +110,29 @@ def build(
     names = [a.name for a in axes]
     phase = str(options.get("phase_input", ""))
     if phase not in names:
-        msg = f"model.phase_input = {phase!r} is not an input of this dataset {names}; set it to the Δm² input"
-        raise ValueError(msg)
+        raise ConfigError(
+            "model.phase_input",
+            f"{phase!r} is not an input of this dataset {names}",
+            "set model.phase_input to the Δm² input (phase_kernel is for one-Δm² spectra: JSNS²)",
+        )
     lo, hi = (float(v) for v in options.get("omega", (0.0, 0.0)))
     n = int(options.get("n_omega", 150))
     if not 0 < lo < hi or n < 2:
-        msg = (
-            f"model.omega = [{lo:g}, {hi:g}] with n_omega = {n}: give 0 < lo < hi and n_omega >= 2"
+        raise ConfigError(
+            "model.omega",
+            f"[{lo:g}, {hi:g}] with n_omega = {n}",
+            "give 0 < lo < hi and n_omega >= 2",
         )
-        raise ValueError(msg)
     top = next(a.hi for a in axes if a.name == phase)
     step = (hi - lo) / (n - 1)
     if step * top > math.pi:
         need = math.ceil((hi - lo) * top / math.pi) + 1
-        msg = (
-            f"model.n_omega = {n} spaces the frequencies by {step:.3g}, which aliases above "
-            f"{phase} = {math.pi / step:.3g} (the data reach {top:g}): set model.n_omega >= {need}"
+        raise ConfigError(
+            "model.n_omega",
+            f"{n} spaces the frequencies by {step:.3g}, which aliases above {phase} = "
+            f"{math.pi / step:.3g} (the data reach {top:g})",
+            f"set model.n_omega >= {need}",
         )
-        raise ValueError(msg)
     kernel = PhaseKernel(
         axes,
         n_out,
