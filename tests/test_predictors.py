@@ -11,7 +11,12 @@ from oscflow.experiments import load_experiment
 from oscflow.experiments.juno import JunoExperiment
 from oscflow.physics import ibd
 from oscflow.physics.oscillation import OscillationParameters, survival_probability
-from oscflow.physics.predictors import MCPairs, OscillationSettings, bin_index
+from oscflow.physics.predictors import (
+    MCPairs,
+    OscillationSettings,
+    ResponseMatrixPredictor,
+    bin_index,
+)
 from oscflow.physics.rates import Exposure
 
 EDGES = np.linspace(0.8, 8.8, 401)
@@ -24,11 +29,18 @@ def _batch(n: int, seed: int) -> dict[str, np.ndarray]:
     return {k: NOMINAL[k] + 2 * sig[k] * rng.uniform(-1, 1, n) for k in NOMINAL}
 
 
+def _sampled(exp: JunoExperiment, pairs: MCPairs) -> ResponseMatrixPredictor:
+    """Route (b) histogramming each event's sampled E_rec, as route (a) does."""
+    return ResponseMatrixPredictor(
+        exp.source, EDGES, "prompt", pairs, exp.settings, exp.detector, smearing="sampled"
+    )
+
+
 @pytest.mark.parametrize("matter", [False, True])
 def test_reweighting_and_response_matrix_agree_far_below_mc_precision(
     juno: JunoExperiment, juno_vacuum: JunoExperiment, pairs: MCPairs, matter: bool
 ) -> None:
-    """Same MC events, two routes. MC statistical error per bin is ≥ 2 % here; in every bin
+    """Same MC events and smearing draws, two routes. MC statistical error per bin is ≥ 2 % here; in every bin
     holding ≥ 1 % of the peak the two routes must agree to < 5 % of that error, the near
     reactors (the signal) also to < 0.2 %, and, summed, to 1e-4. The far reactors' phase
     advances ~4.5× faster per fine E_ν bin: their gap reaches 0.28 % in a few 7–8 MeV tail bins,
@@ -36,7 +48,7 @@ def test_reweighting_and_response_matrix_agree_far_below_mc_precision(
     always < 2.1 % of the MC error there)."""
     exp = juno if matter else juno_vacuum
     params = _batch(3, seed=1)
-    mat = exp.predictor(EDGES, "prompt", "matrix", pairs).predict(params, EXPOSURE)
+    mat = _sampled(exp, pairs).predict(params, EXPOSURE)
     rew = exp.predictor(EDGES, "prompt", "reweight", pairs).predict(params, EXPOSURE)
     for group in ("near_reactors", "far_reactors"):
         a, b = mat[group], rew[group]

@@ -45,10 +45,10 @@ def test_detector_parameters_as_inputs(tmp_path: Path, capsys: pytest.CaptureFix
     coef, *_ = np.linalg.lstsq(design, mean_e, rcond=None)
     slope = coef[5] / params[:, 4].std()
     assert 0.5 * mean_e.mean() < slope < 1.5 * mean_e.mean()
-    # And exactly: the stored spectra are the re-weighting predictor at the stored inputs.
+    # And exactly: the stored spectra are the response-matrix predictor at the stored inputs.
     exp = load_experiment(load("predict", []).experiment)
     pairs = read_pairs(tmp_path / "data/juno/demo/pairs")
-    pred = exp.predictor(np.array(meta["bin_edges"]), "prompt", "reweight", pairs)
+    pred = exp.predictor(np.array(meta["bin_edges"]), "prompt", "matrix", pairs)
     point = {k: params[:3, j] for j, k in enumerate(meta["inputs"])}
     ref = sum(
         pred.predict(
@@ -56,8 +56,7 @@ def test_detector_parameters_as_inputs(tmp_path: Path, capsys: pytest.CaptureFix
         ).values()
     )
     mask = ref > 0.01 * ref.max()
-    # 30k pairs: a few events per (fine E_ν, output) cell; the two routes agree to ~1e-3.
-    np.testing.assert_allclose(spectra[:3][mask], ref[mask], rtol=1e-2)
+    np.testing.assert_allclose(spectra[:3][mask], ref[mask], rtol=1e-5)
     assert sorted(p.name for p in tmp_path.joinpath("data/juno/demo").iterdir()) == [
         "pairs",
         "spectra",
