@@ -280,6 +280,7 @@ def test_non_integer_counts_are_accepted_by_gaussian_statistics(tmp_path) -> Non
         ("free=[sin2_th12,theta23]", "not parameters"),
         ("start.sin2_th12=1.5", "outside"),
         ("+priors.sin2_th12={centre:0.3}", "is not {centre, sigma}"),
+        ("detector_inputs=[escale,light_guide]", r"\['light_guide'\] are not parameters"),
     ],
 )
 def test_bad_configuration_is_refused(override, needle) -> None:

@@ -81,12 +81,20 @@ def fold_matrix(
         return np.zeros((0, x.size - 1)), slice(0, 0)
     rows = slice(int(idx[0]), int(idx[-1]) + 1)
     a, b, s = lo_e[rows, None], hi_e[rows, None], np.maximum(sigma[rows, None], 1e-12)
+    # Only the edges within the window of each u bin need the Gaussian: below it Φ = 0,
+    # above it 1. A band of the widest window's width, clipped at the last edge.
+    first = np.searchsorted(x, (a - WINDOW_SIGMAS * s)[:, 0])
+    last = np.searchsorted(x, (b + WINDOW_SIGMAS * s)[:, 0])
+    band = np.minimum(first[:, None] + np.arange(max(1, int((last - first).max()))), x.size - 1)
+    xb = x[band]
     width = b - a
-    below = (
+    value = (
         s
         / np.where(width > 0, width, 1.0)
-        * (_antiderivative_phi((x - a) / s) - _antiderivative_phi((x - b) / s))
+        * (_antiderivative_phi((xb - a) / s) - _antiderivative_phi((xb - b) / s))
     )
     # A zero-width bin (u = 0 under any map) is a point mass: Φ((x − a)/σ).
-    below = np.where(width > 0, below, ndtr((x - a) / s))
-    return np.diff(np.clip(below, 0.0, 1.0), axis=1), rows
+    value = np.where(width > 0, value, ndtr((xb - a) / s))
+    below = (x[None, :] >= b + WINDOW_SIGMAS * s).astype(np.float64)
+    np.put_along_axis(below, band, np.clip(value, 0.0, 1.0), axis=1)
+    return np.diff(below, axis=1), rows

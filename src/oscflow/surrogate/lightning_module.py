@@ -45,6 +45,19 @@ class SurrogateModule(L.LightningModule):
         self.mlflow_run_id: str | None = None
         self.spec_dict: dict[str, Any] = {}
 
+    def _memoise(self, on: bool) -> None:
+        """Let architectures that can memoise per-row work do so while fitting (the same rows
+        come back every epoch; ``deposit_fold``'s fold weights)."""
+        for module in self.surrogate.modules():
+            if hasattr(module, "memoise"):
+                module.memoise = on
+
+    def on_fit_start(self) -> None:
+        self._memoise(True)
+
+    def on_fit_end(self) -> None:
+        self._memoise(False)
+
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         params, spectra = batch
         return self.loss_fn(self.surrogate.scaled(params), self.surrogate.output_scaler(spectra))

@@ -132,7 +132,9 @@ class SpectrumSurrogate(nn.Module):
                 Axis(k, lo_k, hi_k, k in spec.log_inputs)
                 for k, (lo_k, hi_k) in zip(spec.inputs, spec.ranges, strict=True)
             ]
-            self.net = build_physical(spec.architecture, axes, spec.n_out, spec.options, fit_counts)
+            self.net = build_physical(
+                spec.architecture, axes, spec.bin_edges, spec.options, fit_counts
+            )
         else:
             self.net = build(
                 spec.architecture, len(spec.inputs), spec.n_out, spec.options, fit_outputs
@@ -293,7 +295,8 @@ class FastSurrogate:
             y = f(x[None, :])[0]
             return y, y
 
-        jac_fn = vmap(jacfwd(single, has_aux=True))
+        # Rows in chunks: a physical architecture's intermediates scale with rows × tangents.
+        jac_fn = vmap(jacfwd(single, has_aux=True), chunk_size=256)
 
         def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             jac, y = jac_fn(x)

@@ -130,7 +130,8 @@ def setup(cfg: DictConfig) -> FitSetup:
     backgrounds = (
         experiment.background_spectra(edges, exposure.days, energy) if cfg.backgrounds else {}
     )
-    taken = predictor.inputs if predictor is not None else ()
+    taken = predictor.inputs if predictor is not None else tuple(cfg.detector_inputs or ())
+    _check_detector_inputs(experiment, taken)
     exacts = ExactPredictors(
         cfg,
         experiment,
@@ -147,6 +148,16 @@ def setup(cfg: DictConfig) -> FitSetup:
     return FitSetup(
         cfg, experiment, exposure, edges, energy, backgrounds, model, truth, observation, exacts
     )
+
+
+def _check_detector_inputs(experiment: Any, names: tuple[str, ...]) -> None:
+    unknown = [n for n in names if n not in experiment.parameters]
+    if unknown:
+        raise ConfigError(
+            "detector_inputs",
+            f"{unknown} are not parameters of {experiment.name}",
+            f"choose from {sorted(k for k, s in experiment.parameters.items() if s.kind == 'detector')}",
+        )
 
 
 def truth_vector(fs: FitSetup, model: FitModel) -> np.ndarray:

@@ -7,10 +7,11 @@ architectures that fit something to the data at construction (e.g. a PCA basis).
 
 A *physical* architecture (``register(..., physical=True)``) instead maps the inputs in their
 own units (B, n_in) to counts (B, n_out), for models whose structure is physics: it is built by
-``build(axes, n_out, options, fit_counts)`` with each input's ``Axis`` (name, training range,
-log scale) and a sample of training spectra in counts; the surrogate applies the output scaler
-after it for the loss. ``phase_kernel`` (an oscillation spectrum as a linear functional of the
-L/E distribution) is one.
+``build(axes, edges, options, fit_counts)`` with each input's ``Axis`` (name, training range,
+log scale), the output bin edges (n_out + 1, in the dataset's energy variable) and a sample of
+training spectra in counts; the surrogate applies the output scaler after it for the loss.
+``phase_kernel`` (an oscillation spectrum as a linear functional of the L/E distribution) and
+``deposit_fold`` (the analytic detector fold of a learned deposit spectrum) are two.
 
 Adding an architecture: a module here (or anywhere imported before training) that decorates
 its builder with ``register(name, shape=...)``, and a config ``conf/model/<name>.yaml``.
@@ -75,7 +76,7 @@ def register(
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a builder as architecture ``name`` (a later registration of the
     same name replaces it); ``shape(options)`` names its configurations (default ``custom``);
-    ``physical``: the builder takes ``(axes, n_out, options, fit_counts)`` (module docstring)."""
+    ``physical``: the builder takes ``(axes, edges, options, fit_counts)`` (module docstring)."""
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         ARCHITECTURES[name] = Architecture(name, fn, shape or custom_shape, physical)
@@ -121,12 +122,12 @@ def build(
 def build_physical(
     name: str,
     axes: Sequence[Axis],
-    n_out: int,
+    edges: Sequence[float],
     options: Mapping[str, Any],
     fit_counts: Callable[[], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Instantiate the physical architecture ``name`` (module docstring)."""
-    return get(name).build(tuple(axes), n_out, dict(options), fit_counts)
+    return get(name).build(tuple(axes), tuple(edges), dict(options), fit_counts)
 
 
 def run_name(name: str, options: Mapping[str, Any], n_params: int) -> str:

@@ -103,7 +103,7 @@ def shape(options: Mapping[str, Any]) -> str:
 @register("phase_kernel", shape=shape, physical=True)
 def build(
     axes: Sequence[Axis],
-    n_out: int,
+    edges: Sequence[float],
     options: Mapping[str, Any],
     fit_counts: Callable[[], torch.Tensor] | None = None,
 ) -> nn.Module:
@@ -135,7 +135,7 @@ def build(
         )
     kernel = PhaseKernel(
         axes,
-        n_out,
+        len(edges) - 1,
         phase,
         (lo, hi),
         n,
