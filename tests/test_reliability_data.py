@@ -709,3 +709,22 @@ def test_zip_members_are_not_pickles(tmp_path: Path) -> None:
     path.write_bytes(buf.getvalue())
     with pytest.raises(OscflowError, match=r"member counts.npy is not a NumPy array\. Fix:"):
         obs.from_file(_observation_cfg(path), EDGES, integer=True)
+
+
+def test_the_resume_fingerprint_changes_with_the_code_that_computes_the_arrays(
+    tmp_path: Path,
+) -> None:
+    """A build killed under one version of the exact model is not resumed by the next: the
+    spectra fingerprint carries a hash of the physics, experiments and data sources."""
+    from oscflow.data import io
+
+    src = Path(io.__file__).resolve().parents[1]
+    for package in io.COMPUTING_PACKAGES:
+        shutil.copytree(
+            src / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    before = io.code_fingerprint(root=tmp_path)
+    assert before == io.code_fingerprint()
+    fold = tmp_path / "physics" / "response_fold.py"
+    fold.write_text(fold.read_text().replace("GRID_STEP = 0.01", "GRID_STEP = 0.02"))
+    assert io.code_fingerprint(root=tmp_path) != before

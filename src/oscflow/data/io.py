@@ -154,6 +154,28 @@ def load_array(directory: str | os.PathLike[str], name: str) -> NDArray[Any]:
     return np.load(Path(directory) / f"{name}.npy", mmap_mode="r")
 
 
+# The packages whose code computes a dataset's arrays (the spectra stages' DVC deps).
+COMPUTING_PACKAGES = ("physics", "experiments", "data")
+
+
+def code_fingerprint(
+    packages: tuple[str, ...] = COMPUTING_PACKAGES, root: str | os.PathLike[str] | None = None
+) -> str:
+    """SHA-256 of the oscflow sources in ``packages`` under ``root`` (default: this oscflow;
+    path and bytes of every ``.py``): a resumed build must not mix chunks computed by different
+    code (found when a build killed under one version of the exact model was resumed under the
+    next: its training split mixed the two)."""
+    import hashlib
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def resumable_directory(
     target: str | os.PathLike[str], fingerprint: dict[str, Any]

@@ -25,7 +25,7 @@ from ..experiments import load_experiment
 from ..experiments.base import integer
 from ..progress import progress_bar
 from .evaluate import Evaluator, Predict, configured_scheduler, plan_workers
-from .io import build_lock, read_meta, resumable_directory, write_json
+from .io import build_lock, code_fingerprint, read_meta, resumable_directory, write_json
 from .sampling import SAMPLERS, SCALES, sample_box
 from .simulate import pairs_dir, read_pairs
 
@@ -122,6 +122,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         # (on however many workers: where chunks are evaluated does not change them).
         fingerprint = {
             "format": FORMAT,
+            "code": code_fingerprint(),
             "experiment": worker_spec["experiment"],
             "spectra": _without_execution(to_container(spec)),
             "fixed": fixed,
