@@ -298,3 +298,13 @@ def test_ddp_on_two_cpu_processes_makes_one_run(repo: Path, tmp_path: Path) -> N
     assert runs[0].info.status == "FINISHED"
     assert len(client.get_metric_history(runs[0].info.run_id, "val_loss")) == 2
     assert result["run_id"] == runs[0].info.run_id
+
+
+def test_two_jobs_started_together_get_their_own_output_directories() -> None:
+    """`make demo` starts both orderings' trainings at once: with a per-second directory they
+    shared outputs/<time>/artifacts/surrogate.pt and one registered the other's model."""
+    from oscflow.config import load
+
+    first, second = (load("train", []).paths.output_dir for _ in range(2))
+    assert first != second
+    assert load("sensitivity", []).output_dir != load("sensitivity", []).output_dir
