@@ -23,6 +23,7 @@ that are not inputs: conf/model/deposit_fold.yaml takes the experiment's detecto
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from itertools import product
@@ -34,6 +35,8 @@ from torch import nn
 from torch._C._functorch import is_functorch_wrapped_tensor
 
 from ...errors import ConfigError
+from ...physics.detector import DetectorConfig
+from ...physics.response_fold import mapped_edges
 from ..scaling import InputScaler
 from . import Axis, register
 from .seed_mlp import mlp
@@ -45,11 +48,11 @@ CACHE_BYTES = 2 << 30  # memoised fold weights (DepositFold.memoise)
 
 
 def _mapped(u: np.ndarray, d: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """s·u·NL(u) and σ there (numpy, for the window layout)."""
-    nl = (d["nl_p0"] + d["nl_p3"] * u) / (1.0 + d["nl_p1"] * np.exp(-d["nl_p2"] * u))
-    e = d["escale"] * u * nl
-    sigma = np.sqrt(d["res_a"] ** 2 * e + (d["res_b"] * e) ** 2 + d["res_c"] ** 2)
-    return e, sigma
+    """s·u·NL(u) and σ there for the fold parameters ``d`` (the exact model's map:
+    ``physics/response_fold.mapped_edges``, ``DetectorConfig.sigma``)."""
+    det = dataclasses.replace(DetectorConfig(), **{k: d[k] for k in FOLD_PARAMETERS})
+    e = mapped_edges(np.asarray(u, dtype=np.float64), det)
+    return e, det.sigma(e)
 
 
 class DepositFold(nn.Module):
