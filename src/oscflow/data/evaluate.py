@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -188,7 +189,10 @@ def local_cluster(n_workers: int, dashboard_address: str) -> Any:
     import dask.config
     from distributed import LocalCluster
 
-    with dask.config.set(WORKER_ENVIRON):
+    with dask.config.set(WORKER_ENVIRON), warnings.catch_warnings():
+        # Dask warns when the dashboard port is taken (another build on this machine) and uses
+        # a free one; the link printed afterwards is the one it took. Not an error.
+        warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
         return LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
