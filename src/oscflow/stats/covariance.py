@@ -7,6 +7,12 @@ V_stat is the combined Neyman–Pearson variance (X. Ji et al., Nucl. Instrum. M
 (Phys. Rev. Lett. 130, 161802 (2023); ``dayabay-model``'s ``statistic.full.covmat.chi2cnp``:
 data and theory enter V_stat, V_syst is computed once at the nominal point). Returned as
 per-bin terms rᵢ (V⁻¹ r)ᵢ, whose sum is χ², so that it plugs into ``stats.likelihood.TERMS``.
+
+Derivatives in μ (``cnp_covariance_derivatives``, exact; ``stats.likelihood.Differentiable``):
+V depends on μ only through its diagonal, v′ = dv/dμ = ⅔ (v/μ)², v″ = (4/3)(v/μ²)(v′ − v/μ);
+with α = V⁻¹ r, W = V⁻¹ and qᵢ = 1 − v′ᵢ αᵢ (∂α/∂μⱼ = qⱼ W eⱼ):
+
+    ∂χ²/∂μᵢ = 2 αᵢ − αᵢ² v′ᵢ,      ∂²χ²/∂μᵢ∂μⱼ = 2 qᵢ Wᵢⱼ qⱼ − δᵢⱼ αᵢ² v″ᵢ.
 """
 
 from __future__ import annotations
@@ -45,6 +51,30 @@ def checked_rows(
     return n, n.reshape(-1, k), mu.reshape(-1, k)
 
 
+SolveFn = Callable[[FloatArray, FloatArray], FloatArray]
+
+
+def cnp_covariance_derivatives(
+    solve: SolveFn, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+) -> tuple[float, FloatArray, FloatArray | None]:
+    """(χ², ∂χ²/∂μ (K,), Jᵀ (∂²χ²/∂μ∂μ) J (P, P) or None) for one spectrum (module
+    docstring); ``solve(rhs (K,) or (K, m), v)`` = (diag(v) + V_syst)⁻¹ rhs."""
+    n = np.asarray(data, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    r = mu - n
+    v = cnp_variance(n, mu)
+    dv = (2.0 / 3.0) * (v / mu) ** 2
+    if jac is None:
+        alpha = solve(r, v)
+        return float(r @ alpha), 2.0 * alpha - alpha**2 * dv, None
+    jac = np.asarray(jac, dtype=np.float64)
+    alpha = solve(r, v)
+    q = (1.0 - dv * alpha)[:, None] * jac
+    d2v = (4.0 / 3.0) * v / mu**2 * (dv - v / mu)
+    curvature = 2.0 * q.T @ solve(q, v) - (jac * (alpha**2 * d2v)[:, None]).T @ jac
+    return float(r @ alpha), 2.0 * alpha - alpha**2 * dv, 0.5 * (curvature + curvature.T)
+
+
 class CNPCovariance:
     """Per-bin terms of the CNP + systematic-covariance χ², broadcast over leading axes.
 
@@ -67,19 +97,35 @@ class CNPCovariance:
             self._matrix = m
         return self._matrix
 
+    def solve(self, rhs: FloatArray, variance: FloatArray) -> FloatArray:
+        """(diag(v) + V_syst)⁻¹ rhs, rhs (K,) or (K, m), by a Cholesky of the full matrix."""
+        return plain_solve(self.syst, rhs, variance)
+
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
         n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
         out = np.empty_like(flat_n)
         for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
-            v = self.syst.copy()
-            v.flat[:: v.shape[0] + 1] += cnp_variance(ni, mi)
-            factor, info = lapack.dpotrf(v, lower=1, clean=0, overwrite_a=1)
-            if info != 0:
-                msg = f"CNP + systematic covariance is not positive definite (LAPACK info {info})"
-                raise ValueError(msg)
             r = mi - ni
-            out[i] = r * lapack.dpotrs(factor, r, lower=1)[0]
+            out[i] = r * self.solve(r, cnp_variance(ni, mi))
         return out.reshape(n.shape)
+
+    def derivatives(
+        self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+    ) -> tuple[float, FloatArray, FloatArray | None]:
+        """``stats.likelihood.Differentiable`` (module docstring), one spectrum."""
+        checked_rows(data, expected, self.syst.shape[0])
+        return cnp_covariance_derivatives(self.solve, data, expected, jac)
+
+
+def plain_solve(syst: FloatArray, rhs: FloatArray, variance: FloatArray) -> FloatArray:
+    """(diag(v) + S)⁻¹ rhs by a Cholesky of the full matrix (the reference)."""
+    v = syst.copy()
+    v.flat[:: v.shape[0] + 1] += variance
+    factor, info = lapack.dpotrf(v, lower=1, clean=0, overwrite_a=1)
+    if info != 0:
+        msg = f"CNP + systematic covariance is not positive definite (LAPACK info {info})"
+        raise ValueError(msg)
+    return np.asarray(lapack.dpotrs(factor, rhs, lower=1)[0], dtype=np.float64)
 
 
 def chi2(data: ArrayLike, expected: ArrayLike, syst: ArrayLike) -> float:

@@ -15,11 +15,17 @@ change of 1 is one standard deviation for one parameter.
 Each ``*_terms`` function returns the per-bin contributions (for residual plots); ``statistic``
 sums them; ``DERIVATIVES`` holds their first and second derivatives with respect to μ (for
 gradient-based fits, e.g. ``stats.batched_fit``). Gaussian pulls: ((x − x₀)/σ)².
+
+A statistic that is not a sum of per-bin terms in μ (a covariance χ², ``stats.covariance``)
+offers its derivatives through ``Differentiable``; ``differentiable`` finds them for any
+statistic (the per-bin ones through ``DERIVATIVES``), so a fitter can hand MIGRAD and HESSE
+the exact gradient and Hessian of its cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -117,6 +123,44 @@ DERIVATIVES: dict[str, DerivativesFn] = {
     "neyman": neyman_derivatives,
     "cnp": cnp_derivatives,
 }
+
+
+@runtime_checkable
+class Differentiable(Protocol):
+    """A statistic F(n, μ) with its derivatives in μ, for one spectrum."""
+
+    def derivatives(
+        self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+    ) -> tuple[float, FloatArray, FloatArray | None]:
+        """(F, ∂F/∂μ (K,), Jᵀ (∂²F/∂μ∂μ) J (P, P) for a Jacobian J = ∂μ/∂θ (K, P), None
+        without one)."""
+        ...
+
+
+class PerBinDerivatives:
+    """``Differentiable`` for a statistic of ``TERMS``: ∂²F/∂μ∂μ is diagonal (``DERIVATIVES``)."""
+
+    def __init__(self, name: str) -> None:
+        self.terms = TERMS[name]
+        self.second = DERIVATIVES[name]
+
+    def derivatives(
+        self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+    ) -> tuple[float, FloatArray, FloatArray | None]:
+        value = float(self.terms(data, expected).sum())
+        d1, d2 = self.second(data, expected)
+        curvature = None if jac is None else (jac * d2[:, None]).T @ jac
+        return value, d1, curvature
+
+
+def differentiable(name: str, terms: object) -> Differentiable | None:
+    """The derivatives of the statistic ``name`` whose per-bin terms are ``terms``: its own
+    (``Differentiable``), those of ``DERIVATIVES``, or None where there are none."""
+    if isinstance(terms, Differentiable):
+        return terms
+    if name in DERIVATIVES and TERMS.get(name) is terms:
+        return PerBinDerivatives(name)
+    return None
 
 
 def statistic(name: str, data: ArrayLike, expected: ArrayLike) -> FloatArray | float:

@@ -21,7 +21,7 @@ Bound (stated and tested, tests/test_stats_woodbury.py): with E = S − Sₖ the
 hence |χ² − χ²ₖ| ≤ δ/(1 − δ) · χ²ₖ. Each evaluation keeps as many components as its own
 min v needs for δ/(1 − δ) ≤ ``rtol``; when the dropped spectrum holds a negative eigenvalue
 larger than that (S indefinite beyond rounding) the evaluation falls back to the plain
-Cholesky. ``rtol`` = 1e-10 by default: the plain Cholesky's own rounding error is already
+Cholesky. ``rtol`` = 1e-9 by default: the plain Cholesky's own rounding error is already
 ~κ(V)·2⁻⁵² ≈ 2e6 · 1e-16 ≈ 1e-10 relative for Daya Bay.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas, lapack
 
-from .covariance import checked_rows, cnp_variance
+from .covariance import checked_rows, cnp_covariance_derivatives, cnp_variance, plain_solve
 
 FloatArray = NDArray[np.float64]
 DEFAULT_RTOL = 1e-9
@@ -81,6 +81,7 @@ class LowRankCNPCovariance:
         self._eig: FloatArray = np.empty(0)  # λ, decreasing
         self.last_bound = 0.0
         self.last_rank = 0
+        self._factored: tuple[bytes, Any] | None = None
 
     def _decompose(self) -> None:
         raw = self._syst() if callable(self._syst) else self._syst
@@ -124,22 +125,41 @@ class LowRankCNPCovariance:
         delta = eps / (min_variance - eps)
         return delta / (1.0 - delta)
 
-    def solve(self, residual: FloatArray, variance: FloatArray) -> FloatArray:
-        """(D + S)⁻¹ r for one spectrum (within ``rtol`` in the χ² sense above)."""
+    def solve(self, rhs: FloatArray, variance: FloatArray) -> FloatArray:
+        """(D + S)⁻¹ rhs, rhs (K,) or (K, m) (within ``rtol`` in the χ² sense above). The
+        factorisation of the last ``variance`` is kept: a second solve with it (a fit's
+        derivatives after its χ²) costs O(K k m), not O(K k²)."""
+        key = variance.tobytes()
+        if self._factored is None or self._factored[0] != key:
+            self._factored = (key, self._factor(variance))
+        state = self._factored[1]
+        if state is None:
+            return plain_solve(self.syst, rhs, variance)
+        inv, b, factor = state
+        scale = inv if rhs.ndim == 1 else inv[:, None]
+        x = rhs * scale
+        if b is None:
+            return np.asarray(x, dtype=np.float64)
+        z = lapack.dpotrs(factor, b.T @ x, lower=1)[0]
+        return np.asarray(x - (b @ z) * scale, dtype=np.float64)
+
+    def _factor(
+        self, variance: FloatArray
+    ) -> tuple[FloatArray, FloatArray | None, FloatArray | None] | None:
+        """(D⁻¹, B, Cholesky factor of I + Bᵀ D⁻¹ B) at this variance, None for the plain
+        Cholesky (``rank_for``); sets ``last_bound`` and ``last_rank``."""
         k = self.rank_for(float(variance.min()))
         if k is None:
-            self.last_bound, self.last_rank = 0.0, residual.size
-            return _plain_solve(self.syst, residual, variance)
+            self.last_bound, self.last_rank = 0.0, variance.size
+            return None
         eps = float(np.abs(self._eig[k:]).max()) if k < self._eig.size else 0.0
         self.last_bound = self.bound(eps, float(variance.min()))
         self.last_rank = k
         assert self._basis is not None
         inv = 1.0 / variance
-        x = residual * inv
         if k == 0:
-            return x
+            return inv, None, None
         b = self._basis[:, :k]
-        y = b.T @ x
         w = b * np.sqrt(inv)[:, None]
         m = blas.dsyrk(1.0, w, trans=1, lower=1)  # Bᵀ D⁻¹ B, lower triangle: K k² flops
         m.flat[:: k + 1] += 1.0
@@ -147,8 +167,7 @@ class LowRankCNPCovariance:
         if info != 0:  # I + BᵀD⁻¹B ≥ I: only NaN/inf input gets here
             msg = f"Woodbury capacitance matrix is not positive definite (LAPACK info {info})"
             raise ValueError(msg)
-        z = lapack.dpotrs(factor, y, lower=1)[0]
-        return np.asarray(x - (b @ z) * inv, dtype=np.float64)
+        return inv, b, factor
 
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
         n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
@@ -159,13 +178,11 @@ class LowRankCNPCovariance:
                 out[i] = r * self.solve(r, cnp_variance(ni, mi))
         return out.reshape(n.shape)
 
-
-def _plain_solve(syst: FloatArray, residual: FloatArray, variance: FloatArray) -> FloatArray:
-    """(diag(v) + S)⁻¹ r by a Cholesky of the full matrix (the reference)."""
-    v = syst.copy()
-    v.flat[:: v.shape[0] + 1] += variance
-    factor, info = lapack.dpotrf(v, lower=1, clean=0, overwrite_a=1)
-    if info != 0:
-        msg = f"CNP + systematic covariance is not positive definite (LAPACK info {info})"
-        raise ValueError(msg)
-    return np.asarray(lapack.dpotrs(factor, residual, lower=1)[0], dtype=np.float64)
+    def derivatives(
+        self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+    ) -> tuple[float, FloatArray, FloatArray | None]:
+        """``stats.likelihood.Differentiable``: ``stats.covariance.cnp_covariance_derivatives``
+        with this solve (one factorisation for χ², its gradient and its curvature)."""
+        checked_rows(data, expected, self.syst.shape[0])
+        with one_blas_thread():
+            return cnp_covariance_derivatives(self.solve, data, expected, jac)

@@ -1,5 +1,6 @@
 """One fit: the statistic of data vs the model plus pull terms, minimised by iminuit's MIGRAD,
-errors by HESSE (and MINOS on request). A fit that MIGRAD/HESSE do not declare valid, or that
+errors by HESSE (and MINOS on request); with ``derivatives="analytic"`` both get the cost's exact
+gradient and Hessian (``derivatives.CostDerivatives``) instead of MINUIT's finite differences. A fit that MIGRAD/HESSE do not declare valid, or that
 ends on the edge of a surrogate's training range, is not a result: ``FitNotConverged``."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import OscflowError
+from .derivatives import cost_derivatives
 from .model import FitModel
 
 
@@ -46,6 +48,8 @@ class FitOutcome:
     free: tuple[str, ...]
     minos: dict[str, tuple[float, float]] = field(default_factory=dict)
     minuit: Any = None
+    ngrad: int = 0
+    nhessian: int = 0
 
     def value(self, name: str) -> float:
         return float(self.values[self.model.index[name]])
@@ -81,6 +85,8 @@ class FitOutcome:
                 "ndf": n_bins + n_priors - len(self.free),
             },
             "nfcn": self.nfcn,
+            "ngrad": self.ngrad,
+            "nhessian": self.nhessian,
             "wall_s": self.wall_s,
         }
 
@@ -169,6 +175,7 @@ def minimize(
     start: NDArray[np.float64] | None = None,
     prescan: bool = True,
     retry: bool = True,
+    derivatives: str = "numerical",
 ) -> FitOutcome:
     """Minimise; ``valid`` says whether the result can be used (see module docstring)."""
     from iminuit import Minuit
@@ -178,7 +185,14 @@ def minimize(
     if prescan:
         x0 = prescan_start(model, data, statistic, x0)
     cost = cost_function(model, data, statistic)
-    m = Minuit(cost, x0, name=model.names)
+    exact = cost_derivatives(model, data, statistic, derivatives)
+    m = Minuit(
+        cost,
+        x0,
+        name=model.names,
+        grad=None if exact is None else exact.gradient,
+        hessian=None if exact is None else exact.hessian,
+    )
     m.errordef = Minuit.LEAST_SQUARES  # χ²-like: Δ = 1 is one σ
     m.errors = [p.step for p in model.parameters]
     m.limits = [p.limits for p in model.parameters]
@@ -252,4 +266,6 @@ def minimize(
         free=free,
         minos=merrors,
         minuit=m,
+        ngrad=int(m.ngrad),
+        nhessian=int(m.nhessian),
     )

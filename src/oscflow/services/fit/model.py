@@ -193,6 +193,20 @@ class FitModel:
         xs = np.asarray(x, dtype=np.float64)[..., self._prior_idx]
         return np.sum(gaussian_pull(xs, self._prior_c, self._prior_s), axis=-1)
 
+    def pull_derivatives(
+        self, x: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Gradient (P,) and the diagonal of the Hessian (P,) of ``pulls`` at x (P,):
+        2(x − c)/σ² and 2/σ² for the parameters with priors, 0 elsewhere."""
+        grad = np.zeros(len(self.names))
+        hess = np.zeros(len(self.names))
+        if self._prior_idx.size:
+            x = np.asarray(x, dtype=np.float64)
+            inv = 1.0 / self._prior_s**2
+            grad[self._prior_idx] = 2.0 * (x[self._prior_idx] - self._prior_c) * inv
+            hess[self._prior_idx] = 2.0 * inv
+        return grad, hess
+
     @property
     def prior_names(self) -> tuple[str, ...]:
         return tuple(self.names[i] for i in self._prior_idx)

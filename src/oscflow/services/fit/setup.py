@@ -206,6 +206,8 @@ def fit_options(cfg: DictConfig) -> dict[str, Any]:
         "strategy": int(cfg.strategy),
         "tolerance": float(cfg.tolerance),
         "ncall": None if cfg.max_calls is None else int(cfg.max_calls),
+        "prescan": bool(cfg.get("prescan", True)),
+        "derivatives": str(cfg.get("derivatives", "numerical")),
     }
 
 
