@@ -39,6 +39,17 @@ class PCAHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) @ self.basis + self.offset
 
+    def sequential(self) -> nn.Sequential:
+        """The same map as a Sequential of Linear layers and activations (the decoder a
+        Linear of weight basisᵀ): inference (``FastSurrogate``) folds the scalers into it and
+        runs it as a plain chain, with its cheap forward-mode Jacobian."""
+        k, n_out = self.basis.shape
+        decoder = nn.Linear(k, n_out, device=self.basis.device)
+        with torch.no_grad():
+            decoder.weight.copy_(self.basis.t())
+            decoder.bias.copy_(self.offset)
+        return nn.Sequential(*self.body, decoder)
+
 
 def shape(options: Mapping[str, Any]) -> str:
     """``256x256-k32``: hidden widths and the number of principal components."""
