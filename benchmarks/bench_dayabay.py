@@ -62,7 +62,7 @@ def published(args: argparse.Namespace) -> dict[str, Any]:
     nuisance surrogate vs the official model, and the best fits next to the publication."""
     from oscflow.config import load
     from oscflow.services.fit.minimize import cost_function, minimize
-    from oscflow.services.fit.setup import setup
+    from oscflow.services.fit.setup import fit_options, setup
 
     env = environment()
     print(f"bench_dayabay (published configuration): revision {env['revision']}")
@@ -103,7 +103,7 @@ def published(args: argparse.Namespace) -> dict[str, Any]:
     last: dict[str, Any] = {}
 
     def surrogate_fit() -> None:
-        last["surrogate"] = minimize(model, data, str(cfg.statistic))
+        last["surrogate"] = minimize(model, data, str(cfg.statistic), **fit_options(cfg))
 
     def official_fit() -> None:
         start = {names[i]: x[i] for i in free}
@@ -121,17 +121,17 @@ def published(args: argparse.Namespace) -> dict[str, Any]:
         "surrogate": ({n: sur.value(n) for n in sur.free}, {n: sur.error(n) for n in sur.free}),
         "official_node": (off["values"], off["errors"]),
     }
-    print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  calls  sin2_2th13  dm2_32")
+    print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  calls      sin2_2th13  dm2_32")
     for name, t in fits.items():
         values, errors = rows[name]
-        calls = sur.nfcn if name == "surrogate" else off["nfcn"]
-        out["fit"][name] = fit_row(name, t, base, values, errors, f"  {calls:>5}")
+        calls = calls_of(sur) if name == "surrogate" else str(off["nfcn"])
+        out["fit"][name] = fit_row(name, t, base, values, errors, f"  {calls:>9}")
         out["fit"][name].update(
             calls=calls, valid=bool(sur.valid if name == "surrogate" else off["valid"])
         )
     print(
         f"{'published':<16} {'':>12} {'':>12}  {'':>5}  "
-        f"{PUBLISHED['sin2_2th13'][0]:.5f}±{PUBLISHED['sin2_2th13'][1]:.5f}  "
+        f"{'':>4}{PUBLISHED['sin2_2th13'][0]:.5f}±{PUBLISHED['sin2_2th13'][1]:.5f}  "
         f"{PUBLISHED['dm2_32'][0]:.5e}±{PUBLISHED['dm2_32'][1]:.2e}"
     )
     out["shift_sigma"] = {
@@ -177,6 +177,13 @@ def linearity(fs: Any, official: Any, best: dict[str, float], sur: Any) -> list[
     return rows
 
 
+def calls_of(fit: Any) -> str:
+    """MINUIT's calls of a fit: function, or function+gradient+Hessian with exact derivatives."""
+    if fit.ngrad or fit.nhessian:
+        return f"{fit.nfcn}+{fit.ngrad}+{fit.nhessian}"
+    return str(fit.nfcn)
+
+
 def chi2_table(title: str, chi2: dict[str, Any]) -> dict[str, Any]:
     """Print the χ² timings as ms and × surrogate; return them."""
     base = chi2["surrogate"].median
@@ -211,7 +218,7 @@ def two_parameters(args: argparse.Namespace) -> dict[str, Any]:
     from oscflow.config import load
     from oscflow.experiments.dayabay.store import OfficialInputs
     from oscflow.services.fit.minimize import cost_function, minimize
-    from oscflow.services.fit.setup import setup
+    from oscflow.services.fit.setup import fit_options, setup
     from oscflow.stats.covariance import CNPCovariance
 
     env = environment()
@@ -257,7 +264,7 @@ def two_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
     def fit_job(name: str) -> Any:
         def fn() -> None:
-            last[name] = minimize(models[name], data, statistic)
+            last[name] = minimize(models[name], data, statistic, **fit_options(cfg))
 
         return fn
 
@@ -325,15 +332,17 @@ def two_parameters(args: argparse.Namespace) -> dict[str, Any]:
         print(f"stored official-model inputs: loaded in {1e3 * loads['load'].median:.1f} ms")
     figures["chi2"] = chi2_table("χ² evaluation", chi2)
     base = fits["surrogate"].median
-    print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  sin2_2th13  dm2_32")
+    print(f"{'full fit':<16} {'median [s]':>12} {'× surrogate':>12}  calls      sin2_2th13  dm2_32")
     for name, t in fits.items():
         out = last[name]
         if name == "official_node":
-            values, errors = out["values"], out["errors"]
+            values, errors, calls = out["values"], out["errors"], str(out["nfcn"])
         else:
             values = {n: out.value(n) for n in out.free}
             errors = {n: out.error(n) for n in out.free}
-        figures["fit"][name] = fit_row(name, t, base, values, errors)
+            calls = calls_of(out)
+        figures["fit"][name] = fit_row(name, t, base, values, errors, f"  {calls:>9}")
+        figures["fit"][name]["calls"] = calls
     return figures
 
 

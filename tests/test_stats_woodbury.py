@@ -124,3 +124,27 @@ def test_derivatives_equal_finite_differences(make: type) -> None:
     # the variance's own curvature matters: without it the terms differ measurably
     plain_gn = 2.0 * jac.T @ np.linalg.solve(SYST + np.diag(cnp(DATA, mu)), jac)
     assert np.abs(plain_gn - curv).max() > 1e-4 * np.abs(curv).max()
+
+
+def test_nearby_evaluations_reuse_the_factorisation_within_the_bound() -> None:
+    """A fit's next point is close to its last: the χ² there comes from conjugate gradients
+    preconditioned with the kept k×k factorisation (no new one), within the same stated
+    bound; a far point, or a wide matrix right-hand side, factorises afresh."""
+    fast, plain = LowRankCNPCovariance(SYST), CNPCovariance(SYST)
+    rng = np.random.default_rng(8)
+    fast(DATA, EXPECTED)
+    assert fast.n_factorised == 1
+    for scale in (1e-4, 1e-3, 1e-2):
+        mu = EXPECTED * (1.0 + scale * rng.standard_normal(K))
+        ours, ref = fast(DATA, mu).sum(), plain(DATA, mu).sum()
+        assert fast.n_factorised == 1  # refined, not refactored
+        assert 0 < fast.last_bound <= fast.rtol
+        assert abs(ours - ref) <= fast.last_bound * ours + ROUNDING * ref
+    far = EXPECTED * rng.uniform(0.3, 3.0, K)
+    ours, ref = fast(DATA, far).sum(), plain(DATA, far).sum()
+    assert fast.n_factorised == 2
+    assert abs(ours - ref) <= fast.last_bound * ours + ROUNDING * ref
+    fast.derivatives(DATA, far * 1.001, rng.standard_normal((K, 3)))  # CG, column by column
+    assert fast.n_factorised == 2
+    fast.derivatives(DATA, far * 1.002, rng.standard_normal((K, 21)))  # wide: factorises
+    assert fast.n_factorised == 3

@@ -19,9 +19,12 @@ Bound (stated and tested, tests/test_stats_woodbury.py): with E = S − Sₖ the
     |χ² − χ²ₖ| ≤ ε ‖A⁻¹r‖ ‖V⁻¹r‖ ≤ δ √(χ²ₖ χ²),  δ = ε / (min v − ε)
 
 hence |χ² − χ²ₖ| ≤ δ/(1 − δ) · χ²ₖ. Each evaluation keeps as many components as its own
-min v needs for δ/(1 − δ) ≤ ``rtol``; when the dropped spectrum holds a negative eigenvalue
+min v needs for δ/(1 − δ) ≤ ``rtol``/2; when the dropped spectrum holds a negative eigenvalue
 larger than that (S indefinite beyond rounding) the evaluation falls back to the plain
-Cholesky. ``rtol`` = 1e-9 by default: the plain Cholesky's own rounding error is already
+Cholesky. The k×k factorisation is reused: an evaluation near the last factored one solves
+its capacitance system by conjugate gradients preconditioned with it (two K×k products per
+step instead of K k² flops), stopping at a computable bound of ``rtol``/2 (``_refine``).
+``rtol`` = 1e-9 by default: the plain Cholesky's own rounding error is already
 ~κ(V)·2⁻⁵² ≈ 2e6 · 1e-16 ≈ 1e-10 relative for Daya Bay.
 """
 
@@ -39,6 +42,11 @@ from .covariance import checked_rows, cnp_covariance_derivatives, cnp_variance, 
 
 FloatArray = NDArray[np.float64]
 DEFAULT_RTOL = 1e-9
+CG_MAX_ITER = 8  # CG steps before a vector solve factorises at its own variance instead
+# CG also stops no earlier than ‖ρ‖ ≤ CG_RESIDUAL ‖y‖: the solution itself (per-bin terms, the χ²'s
+# gradient), not only its quadratic form, is then good to ~1e-7 relative
+CG_RESIDUAL = 1e-7
+CG_MAX_COLUMNS = 4  # wider right-hand sides factorise (k³/3 + K k² beats that many CG solves)
 _CONTROLLER: list[Any] = []
 
 
@@ -46,16 +54,37 @@ def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     """One BLAS thread for the block: these 546×~170 products are too small to share, and
     on a loaded machine OpenBLAS's spinning threads made each evaluation 10–20× slower
     (17 ms instead of 1 ms here). ``threadpoolctl`` (installed with mlflow's scikit-learn)
-    where available, nothing otherwise."""
+    where available, nothing otherwise. The BLAS libraries are looked up once: threadpoolctl's
+    own ``limit`` re-inspects every loaded library per call (~35 µs, a tenth of a χ²)."""
     if not _CONTROLLER:
         try:
             from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
         except ImportError:
             _CONTROLLER.append(None)
         else:
-            _CONTROLLER.append(ThreadpoolController())
+            blas_libs = ThreadpoolController().select(user_api="blas").lib_controllers
+            _CONTROLLER.append(_OneThread(blas_libs) if blas_libs else None)
     ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+    return contextlib.nullcontext() if ctl is None else ctl
+
+
+class _OneThread:
+    """Context: each of ``libs`` (threadpoolctl library controllers) at one thread, restored."""
+
+    def __init__(self, libs: list[Any]) -> None:
+        self.libs = libs
+        self.saved: list[int] = []
+
+    def __enter__(self) -> None:
+        self.saved = [lib.get_num_threads() for lib in self.libs]
+        for lib, n in zip(self.libs, self.saved, strict=True):
+            if n != 1:
+                lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in zip(self.libs, self.saved, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 class LowRankCNPCovariance:
@@ -82,6 +111,9 @@ class LowRankCNPCovariance:
         self.last_bound = 0.0
         self.last_rank = 0
         self._factored: tuple[bytes, Any] | None = None
+        self._last_solve: tuple[tuple[bytes, bytes], FloatArray] | None = None
+        self.n_factorised = 0
+        self.last_iterations = 0  # CG steps of the last refined solve
 
     def _decompose(self) -> None:
         raw = self._syst() if callable(self._syst) else self._syst
@@ -105,11 +137,13 @@ class LowRankCNPCovariance:
         return self._matrix
 
     def rank_for(self, min_variance: float) -> int | None:
-        """Components to keep for ``rtol`` at this smallest CNP variance (None: no truncation
-        meets it, a dropped negative eigenvalue is too large: use the plain Cholesky)."""
+        """Components to keep for half of ``rtol`` at this smallest CNP variance (the other
+        half is CG's, ``_refine``; None: no truncation meets it, a dropped negative eigenvalue
+        is too large: use the plain Cholesky)."""
         _ = self.syst
-        # δ/(1−δ) ≤ rtol  ⇔  δ ≤ rtol/(1+rtol)  ⇔  ε ≤ min v · t/(1+t), t = rtol/(1+rtol)
-        t = self.rtol / (1.0 + self.rtol)
+        # δ/(1−δ) ≤ τ  ⇔  δ ≤ τ/(1+τ)  ⇔  ε ≤ min v · t/(1+t), t = τ/(1+τ), τ = rtol/2
+        tau = 0.5 * self.rtol
+        t = tau / (1.0 + tau)
         eps_max = min_variance * t / (1.0 + t)
         k = int(np.count_nonzero(self._eig > eps_max))
         dropped = np.abs(self._eig[k:])
@@ -126,48 +160,139 @@ class LowRankCNPCovariance:
         return delta / (1.0 - delta)
 
     def solve(self, rhs: FloatArray, variance: FloatArray) -> FloatArray:
-        """(D + S)⁻¹ rhs, rhs (K,) or (K, m) (within ``rtol`` in the χ² sense above). The
-        factorisation of the last ``variance`` is kept: a second solve with it (a fit's
-        derivatives after its χ²) costs O(K k m), not O(K k²)."""
+        """(D + S)⁻¹ rhs, rhs (K,) or (K, m) (within ``rtol`` in the χ² sense above).
+
+        The factorisation of the last factored ``variance`` is kept. A second solve at that
+        variance (a fit's derivatives after its χ²) costs O(K k m), not O(K k²). A vector at
+        another variance is solved by conjugate gradients preconditioned with it (``_refine``:
+        a fit's next points are close by), as is a matrix of up to ``CG_MAX_COLUMNS`` columns;
+        a wider matrix, or a vector CG does not settle in ``CG_MAX_ITER`` steps, gets its own
+        factorisation, which is kept instead."""
         key = variance.tobytes()
+        if rhs.ndim == 1:  # a fit's gradient after its χ² at the same point: the same solve
+            memo = (key, rhs.tobytes())
+            if self._last_solve is not None and self._last_solve[0] == memo:
+                return self._last_solve[1]
+            out = self._solve(rhs, variance, key)
+            self._last_solve = (memo, out)
+            return out
+        return self._solve(rhs, variance, key)
+
+    def _solve(self, rhs: FloatArray, variance: FloatArray, key: bytes) -> FloatArray:
+        if self._factored is not None and self._factored[0] != key:
+            refined = self._refine_columns(rhs, variance)
+            if refined is not None:
+                return refined
         if self._factored is None or self._factored[0] != key:
             self._factored = (key, self._factor(variance))
         state = self._factored[1]
         if state is None:
             return plain_solve(self.syst, rhs, variance)
-        inv, b, factor = state
+        inv, b, factor, _, bt = state
         scale = inv if rhs.ndim == 1 else inv[:, None]
         x = rhs * scale
         if b is None:
             return np.asarray(x, dtype=np.float64)
-        z = lapack.dpotrs(factor, b.T @ x, lower=1)[0]
+        z = lapack.dpotrs(factor, bt @ x, lower=1)[0]
         return np.asarray(x - (b @ z) * scale, dtype=np.float64)
 
-    def _factor(
-        self, variance: FloatArray
-    ) -> tuple[FloatArray, FloatArray | None, FloatArray | None] | None:
-        """(D⁻¹, B, Cholesky factor of I + Bᵀ D⁻¹ B) at this variance, None for the plain
-        Cholesky (``rank_for``); sets ``last_bound`` and ``last_rank``."""
+    def _refine_columns(self, rhs: FloatArray, variance: FloatArray) -> FloatArray | None:
+        """``_refine`` for a vector, or column by column for up to ``CG_MAX_COLUMNS`` (a
+        fit's curvature with few parameters); None where any column needs a factorisation."""
+        if rhs.ndim == 1:
+            return self._refine(rhs, variance)
+        if rhs.shape[1] > CG_MAX_COLUMNS:
+            return None
+        bound, out = 0.0, np.empty_like(rhs, dtype=np.float64)
+        for j in range(rhs.shape[1]):
+            col = self._refine(np.ascontiguousarray(rhs[:, j]), variance)
+            if col is None:
+                return None
+            out[:, j], bound = col, max(bound, self.last_bound)
+        self.last_bound = bound
+        return out
+
+    def _refine(self, rhs: FloatArray, variance: FloatArray) -> FloatArray | None:
+        """(D + Sₖ)⁻¹ rhs by preconditioned CG on the capacitance system C z = y (C = I + Bᵀ
+        D⁻¹ B, y = Bᵀ D⁻¹ rhs, never formed: two K×k products per step) with the kept
+        factorisation C₀ at another variance as preconditioner; None where it does not apply
+        (no factorisation kept, another rank needed) or does not settle.
+
+        Bound: with ρ = y − C z, yᵀC⁻¹y = yᵀz + zᵀρ + ρᵀC⁻¹ρ and 0 ≤ ρᵀC⁻¹ρ ≤ ‖ρ‖² (C ≥ I),
+        so the returned solution's rhsᵀ(D + Sₖ)⁻¹rhs is off by at most |zᵀρ| + ‖ρ‖² (CG from
+        z = 0 keeps zᵀρ at rounding level: ρ is orthogonal to the directions z is made of);
+        CG stops when that is ≤ ``rtol``/2 × the quadratic form (and ‖ρ‖ ≤ ``CG_RESIDUAL``
+        ‖y‖, for the solution itself), and ``last_bound`` adds it
+        (relative) to the truncation's. C₀⁻¹C has its eigenvalues within [min, max] of v₀/v:
+        near the kept point CG settles in 2–3 steps."""
+        assert self._factored is not None
+        state = self._factored[1]
+        if state is None or state[1] is None:
+            return None
+        _, b, _, c0_inv, bt = state
+        k = self.rank_for(float(variance.min()))
+        if k != b.shape[1]:
+            return None
+        inv = 1.0 / variance
+        x = rhs * inv
+        y = bt @ x
+        quad0 = float(rhs @ x)
+        z = np.zeros_like(y)
+        res = y.copy()
+        pre = c0_inv @ res
+        direction = pre.copy()
+        rho_pre = float(res @ pre)
+        y2 = float(y @ y)
+        for self.last_iterations in range(CG_MAX_ITER + 1):
+            quad = quad0 - float(y @ z)
+            res2 = float(res @ res)
+            error = abs(float(z @ res)) + res2
+            settled = error <= 0.5 * self.rtol * quad and res2 <= CG_RESIDUAL**2 * y2
+            if settled or (quad0 == 0.0 and error == 0.0):
+                self.last_bound = self.bound(self._dropped(k), float(variance.min()))
+                self.last_bound += error / quad if quad > 0 else 0.0  # (a zero column)
+                self.last_rank = k
+                return np.asarray(x - (b @ z) * inv, dtype=np.float64)
+            q = direction + bt @ (inv * (b @ direction))
+            step = rho_pre / float(direction @ q)
+            z += step * direction
+            res -= step * q
+            pre = c0_inv @ res
+            rho_new = float(res @ pre)
+            direction = pre + (rho_new / rho_pre) * direction
+            rho_pre = rho_new
+        return None
+
+    def _dropped(self, k: int) -> float:
+        """ε: the largest |λ| of the components not kept."""
+        return float(np.abs(self._eig[k:]).max()) if k < self._eig.size else 0.0
+
+    def _factor(self, variance: FloatArray) -> tuple[Any, ...] | None:
+        """(D⁻¹, B, Cholesky factor of C₀ = I + Bᵀ D⁻¹ B, C₀⁻¹, Bᵀ) at this variance (C₀⁻¹ and
+        a contiguous Bᵀ for ``_refine``'s products), None for the plain Cholesky
+        (``rank_for``); sets ``last_bound`` and ``last_rank``."""
         k = self.rank_for(float(variance.min()))
         if k is None:
             self.last_bound, self.last_rank = 0.0, variance.size
             return None
-        eps = float(np.abs(self._eig[k:]).max()) if k < self._eig.size else 0.0
-        self.last_bound = self.bound(eps, float(variance.min()))
+        self.last_bound = self.bound(self._dropped(k), float(variance.min()))
         self.last_rank = k
+        self.n_factorised += 1
         assert self._basis is not None
         inv = 1.0 / variance
         if k == 0:
-            return inv, None, None
+            return inv, None, None, None, None
         b = self._basis[:, :k]
         w = b * np.sqrt(inv)[:, None]
         m = blas.dsyrk(1.0, w, trans=1, lower=1)  # Bᵀ D⁻¹ B, lower triangle: K k² flops
         m.flat[:: k + 1] += 1.0
-        factor, info = lapack.dpotrf(m, lower=1, clean=0, overwrite_a=1)
+        factor, info = lapack.dpotrf(m, lower=1, clean=1, overwrite_a=1)
         if info != 0:  # I + BᵀD⁻¹B ≥ I: only NaN/inf input gets here
             msg = f"Woodbury capacitance matrix is not positive definite (LAPACK info {info})"
             raise ValueError(msg)
-        return inv, b, factor
+        c0_inv, info = lapack.dpotri(factor, lower=1)
+        c0_inv = np.tril(c0_inv) + np.tril(c0_inv, -1).T
+        return inv, b, factor, c0_inv, np.ascontiguousarray(b.T)
 
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
         n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])

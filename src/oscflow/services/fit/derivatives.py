@@ -82,6 +82,7 @@ class CostDerivatives:
         self.steps = FD_STEP * np.array([p.step for p in params])
         self.upper = np.array([p.limits[1] for p in params])
         self._last: tuple[bytes, NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._hessian: tuple[bytes, NDArray[np.float64]] | None = None
         self.n_model_calls = 0
 
     def _at(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -102,6 +103,13 @@ class CostDerivatives:
 
     def hessian(self, x: Any) -> NDArray[np.float64]:
         x = np.asarray(x, dtype=np.float64)
+        if self._hessian is not None and self._hessian[0] == x.tobytes():
+            return self._hessian[1].copy()  # MIGRAD's last and HESSE's: the same point
+        out = self._compute_hessian(x)
+        self._hessian = (x.tobytes(), out.copy())
+        return out
+
+    def _compute_hessian(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         mu, jac = self._at(x)
         _, d_mu, curvature = self.stat.derivatives(self.data, mu, jac)
         assert curvature is not None

@@ -205,10 +205,11 @@ def minimize(
     m.migrad(ncall=ncall)
     if m.valid:
         m.hesse()
-        if model.predictor.kind == "surrogate":
+        if model.predictor.kind == "surrogate" and exact is None:
             # A ReLU network is piecewise linear in its inputs: a first HESSE can straddle a
             # kink and return errors ~10× too small (~1 % of toy fits); a second, careful
             # HESSE from the steps the first one refined gave the right errors in every case.
+            # (Exact derivatives have no steps to refine: their HESSE is final.)
             m.strategy = 2
             m.hesse()
     if retry and not (m.valid and m.fmin.has_accurate_covar) and not m.fmin.has_reached_call_limit:
