@@ -77,10 +77,11 @@ def summary_table(result: Mapping[str, Any]) -> str:
             err = result["errors"][name]
             lines.append(f"  {name:<20} {value:>13.6g} ± {err:.3g} ({err / abs(value):.2%})")
         st = result["fit"]["statistic"]
-        lines.append(
-            f"  χ² {st['value']:.2f} / ndf {st['ndf']}; {result['fit']['nfcn']} calls, "
-            f"{result['fit']['wall_s']:.2f} s"
-        )
+        fit = result["fit"]
+        calls = f"{fit['nfcn']} calls"
+        if fit.get("ngrad") or fit.get("nhessian"):
+            calls += f" + {fit['ngrad']} gradients + {fit['nhessian']} Hessians (exact)"
+        lines.append(f"  χ² {st['value']:.2f} / ndf {st['ndf']}; {calls}, {fit['wall_s']:.2f} s")
     if "mass_ordering" in result:
         mo = result["mass_ordering"]
         lines.append(f"  Δχ²(IO−NO) = {mo['delta_chi2_io_minus_no']:.2f} ({mo['predictor']})")

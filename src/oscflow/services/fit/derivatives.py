@@ -109,6 +109,11 @@ class CostDerivatives:
         self._hessian = (x.tobytes(), out.copy())
         return out
 
+    def g2(self, x: Any) -> NDArray[np.float64]:
+        """The Hessian's diagonal: MIGRAD asks for it on some paths (a line search that found
+        no descent) even with the full Hessian at hand, and fails without it."""
+        return np.asarray(np.diag(self.hessian(x)), dtype=np.float64)
+
     def _compute_hessian(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         mu, jac = self._at(x)
         _, d_mu, curvature = self.stat.derivatives(self.data, mu, jac)

@@ -6,6 +6,7 @@ ends on the edge of a surrogate's training range, is not a result: ``FitNotConve
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,13 +187,19 @@ def minimize(
         x0 = prescan_start(model, data, statistic, x0)
     cost = cost_function(model, data, statistic)
     exact = cost_derivatives(model, data, statistic, derivatives)
-    m = Minuit(
-        cost,
-        x0,
-        name=model.names,
-        grad=None if exact is None else exact.gradient,
-        hessian=None if exact is None else exact.hessian,
-    )
+    with warnings.catch_warnings():
+        # iminuit 2.33 warns that a Hessian makes g2 unused, yet its MIGRAD calls g2 on some
+        # paths and fails without one ("'NoneType' object is not callable": the 21-parameter
+        # Daya Bay fit): both are given, the warning is wrong here.
+        warnings.filterwarnings("ignore", "hessian overrides g2", category=RuntimeWarning)
+        m = Minuit(
+            cost,
+            x0,
+            name=model.names,
+            grad=None if exact is None else exact.gradient,
+            hessian=None if exact is None else exact.hessian,
+            g2=None if exact is None else exact.g2,
+        )
     m.errordef = Minuit.LEAST_SQUARES  # χ²-like: Δ = 1 is one σ
     m.errors = [p.step for p in model.parameters]
     m.limits = [p.limits for p in model.parameters]

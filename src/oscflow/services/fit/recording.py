@@ -28,6 +28,8 @@ def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
         out["statistic"] = result["fit"]["statistic"]["value"]
         out["ndf"] = result["fit"]["statistic"]["ndf"]
         out["nfcn"] = result["fit"]["nfcn"]
+        out["ngrad"] = result["fit"].get("ngrad", 0)
+        out["nhessian"] = result["fit"].get("nhessian", 0)
         out["fit_wall_s"] = result["fit"]["wall_s"]
     if "mass_ordering" in result:
         out["delta_chi2_io_minus_no"] = result["mass_ordering"]["delta_chi2_io_minus_no"]
