@@ -411,3 +411,19 @@ def test_chain_on_real_data(
     assert abs(values["sin2_2th13"] - 0.0851) < 5 * 0.0024
     assert abs(values["dm2_32"] - 2.466e-3) < 5 * 0.060e-3
     assert abs(values["spec_scale_05"]) < 0.5
+    # derivatives=auto: the fit had the exact gradient and Hessian (the combination's analytic
+    # nuisance columns, the network's forward-mode Jacobian, the covariance χ²'s derivatives),
+    # a few dozen calls; MINUIT's numerical derivatives find the same minimum and errors
+    assert fit["fit"]["ngrad"] > 0
+    assert fit["fit"]["nhessian"] > 0
+    assert fit["fit"]["nfcn"] < 200
+    from oscflow.services.fit.minimize import minimize
+
+    fs = setup(load("fit", [*published, f"model_uri={uri}", "derivatives=numerical"]))
+    numerical = minimize(fs.model, fs.observation.counts, "cnp_covmat", prescan=False)
+    assert numerical.valid
+    assert numerical.nfcn > 5 * fit["fit"]["nfcn"]
+    for name, value in values.items():
+        error = numerical.error(name)
+        assert abs(value - numerical.value(name)) < 0.02 * error, name
+        assert fit["errors"][name] == pytest.approx(error, rel=0.03), name

@@ -78,6 +78,7 @@ class CostDerivatives:
         self.data = np.asarray(data, dtype=np.float64)
         params = model.parameters
         self.free = np.array([not p.fixed for p in params])
+        self.free_index = np.flatnonzero(self.free)
         self.curved = np.flatnonzero(self.free & ~model.linear())
         self.steps = FD_STEP * np.array([p.step for p in params])
         self.upper = np.array([p.limits[1] for p in params])
@@ -113,6 +114,18 @@ class CostDerivatives:
         """The Hessian's diagonal: MIGRAD asks for it on some paths (a line search that found
         no descent) even with the full Hessian at hand, and fails without it."""
         return np.asarray(np.diag(self.hessian(x)), dtype=np.float64)
+
+    def minuit_hessian(self, x: Any) -> NDArray[np.float64]:
+        """``hessian`` laid out as iminuit 2.33 reads it: it takes the top-left n_free × n_free
+        block as the free parameters' Hessian (its internal numbering), so with a fixed
+        parameter before a free one the full matrix would give wrong steps and errors (found
+        on the published Daya Bay fit: σ(F₀) 1.5 instead of 0.23; ``tests/test_fit_jacobian``
+        fixes a parameter in the middle to hold this)."""
+        full = self.hessian(x)
+        out = np.zeros_like(full)
+        n = self.free_index.size
+        out[:n, :n] = full[np.ix_(self.free_index, self.free_index)]
+        return out
 
     def _compute_hessian(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         mu, jac = self._at(x)

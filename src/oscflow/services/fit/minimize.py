@@ -197,7 +197,7 @@ def minimize(
             x0,
             name=model.names,
             grad=None if exact is None else exact.gradient,
-            hessian=None if exact is None else exact.hessian,
+            hessian=None if exact is None else exact.minuit_hessian,
             g2=None if exact is None else exact.g2,
         )
     m.errordef = Minuit.LEAST_SQUARES  # χ²-like: Δ = 1 is one σ
