@@ -97,6 +97,58 @@ def test_our_statistic_is_the_official_chi2(experiment: Any) -> None:
         assert abs(quick - theirs) <= (fast.last_bound + 1e-10) * theirs, point
 
 
+# The collaboration's stored fit of the release with the published configuration
+# (dagflow-team/dayabay-analysis, results/fits/fit-real-…-free_spectrum_shape-constrained_
+# covmat_all.json, dayabay-model 1.4.0): its best fit (sin²2θ13, Δm²32, the 19 spectrum scales
+# F_0…F_18) and χ².
+STORED_FIT = {
+    "sin2_2th13": 0.08542382264817823,
+    "dm2_32": 0.002470832129868821,
+    **{
+        f"spec_scale_{i:02d}": f
+        for i, f in enumerate(
+            [
+                -0.017313049033734845,
+                -0.08610380146413808,
+                -0.08610917032710642,
+                -0.08331823101149002,
+                -0.10829005247132777,
+                -0.06330752765504381,
+                -0.10254175693417893,
+                -0.05674113532846812,
+                -0.06455244431667569,
+                -0.06678785546636602,
+                -0.05483791377588346,
+                0.011417258710802554,
+                0.03325550784221677,
+                0.07240929576142553,
+                -0.016697581858785043,
+                -0.0042417645815193625,
+                -0.06536635018126787,
+                -0.016366284044210675,
+                -0.31598916649756736,
+            ]
+        )
+    },
+}
+STORED_CHI2 = 557.9767178261209
+
+
+def test_frozen_variance_statistic_is_the_collaborations_stored_fit(experiment: Any) -> None:
+    """cnp_covmat_nominal (the CNP variance held at the nominal prediction) at the stored
+    fit's best point gives its χ² (to 1e-5: the model versions 1.4.0 and 1.7.1 differ in
+    rounding only, per their diff); the official statistic there (the variance of the current
+    prediction) is 16 units higher, which is why the two fits' minima and errors differ."""
+    official = experiment.official()
+    data, _ = experiment.observed_counts()
+    spectrum = official.spectrum(STORED_FIT)
+    official.reset()
+    stats = experiment.statistics()
+    frozen = float(stats["cnp_covmat_nominal"](data, spectrum).sum())
+    assert frozen == pytest.approx(STORED_CHI2, rel=1e-5)
+    assert float(stats["cnp_covmat"](data, spectrum).sum()) > STORED_CHI2 + 10.0
+
+
 def test_pull_statistic_is_the_official_node(experiment: Any, inputs: Any) -> None:
     """stats.pull's CNP + pull-term χ² with the stored constraints equals the official
     statistic.full.pull.chi2cnp (stat.chi2cnp + nuisance.all) at random points of all 22

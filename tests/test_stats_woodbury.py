@@ -91,13 +91,14 @@ def test_bad_input_is_refused() -> None:
         LowRankCNPCovariance(SYST, rtol=0.0)
 
 
+@pytest.mark.parametrize("frozen", [False, True])
 @pytest.mark.parametrize("make", [CNPCovariance, LowRankCNPCovariance])
-def test_derivatives_equal_finite_differences(make: type) -> None:
+def test_derivatives_equal_finite_differences(make: type, frozen: bool) -> None:
     """χ²'s gradient in μ and the curvature Jᵀ (∂²χ²/∂μ∂μ) J (stats/covariance.py) against
     central differences of the statistic itself along random directions: the CNP variance's
     μ dependence included (gradient) and the second derivative to ~1e-6 relative (the
     differences' truncation at a step of 1e-3 of the counts' scale)."""
-    stat = make(SYST)
+    stat = make(SYST, frozen=EXPECTED) if frozen else make(SYST)
     rng = np.random.default_rng(5)
     mu = EXPECTED * (1.0 + 0.03 * rng.standard_normal(K))
     jac = EXPECTED[:, None] * rng.standard_normal((K, 3)) * 0.01
@@ -121,9 +122,13 @@ def test_derivatives_equal_finite_differences(make: type) -> None:
         ]
     )
     np.testing.assert_allclose(curv, fd_curv, rtol=1e-5, atol=1e-6 * np.abs(curv).max())
-    # the variance's own curvature matters: without it the terms differ measurably
-    plain_gn = 2.0 * jac.T @ np.linalg.solve(SYST + np.diag(cnp(DATA, mu)), jac)
-    assert np.abs(plain_gn - curv).max() > 1e-4 * np.abs(curv).max()
+    gauss_newton = 2.0 * jac.T @ np.linalg.solve(SYST + np.diag(stat.variance(DATA, mu)), jac)
+    if frozen:  # a frozen variance: χ² is quadratic in μ, its curvature Gauss–Newton's
+        np.testing.assert_allclose(curv, gauss_newton, rtol=1e-9)
+        assert value == pytest.approx(CNPCovariance(SYST, EXPECTED)(DATA, mu).sum(), rel=1e-9)
+        assert stat.variance(DATA, mu) == pytest.approx(cnp(DATA, EXPECTED))
+    else:  # the variance's own curvature matters: without it the terms differ measurably
+        assert np.abs(gauss_newton - curv).max() > 1e-4 * np.abs(curv).max()
 
 
 def test_nearby_evaluations_reuse_the_factorisation_within_the_bound() -> None:

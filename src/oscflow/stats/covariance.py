@@ -17,7 +17,9 @@ with α = V⁻¹ r, W = V⁻¹ and qᵢ = 1 − v′ᵢ αᵢ (∂α/∂μⱼ = 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -55,58 +57,100 @@ SolveFn = Callable[[FloatArray, FloatArray], FloatArray]
 
 
 def cnp_covariance_derivatives(
-    solve: SolveFn, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
+    solve: SolveFn,
+    data: ArrayLike,
+    expected: ArrayLike,
+    jac: FloatArray | None = None,
+    frozen: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray | None]:
     """(χ², ∂χ²/∂μ (K,), Jᵀ (∂²χ²/∂μ∂μ) J (P, P) or None) for one spectrum (module
-    docstring); ``solve(rhs (K,) or (K, m), v)`` = (diag(v) + V_syst)⁻¹ rhs."""
+    docstring); ``solve(rhs (K,) or (K, m), v)`` = (diag(v) + V_syst)⁻¹ rhs. With ``frozen``
+    (μ₀) the variance is that of μ₀: v′ = v″ = 0."""
     n = np.asarray(data, dtype=np.float64)
     mu = np.asarray(expected, dtype=np.float64)
     r = mu - n
-    v = cnp_variance(n, mu)
-    dv = (2.0 / 3.0) * (v / mu) ** 2
-    if jac is None:
-        alpha = solve(r, v)
-        return float(r @ alpha), 2.0 * alpha - alpha**2 * dv, None
-    jac = np.asarray(jac, dtype=np.float64)
+    if frozen is None:
+        v = cnp_variance(n, mu)
+        dv = (2.0 / 3.0) * (v / mu) ** 2
+        d2v = (4.0 / 3.0) * v / mu**2 * (dv - v / mu)
+    else:
+        v = cnp_variance(n, frozen)
+        dv = d2v = np.zeros_like(v)
     alpha = solve(r, v)
+    grad = 2.0 * alpha - alpha**2 * dv
+    if jac is None:
+        return float(r @ alpha), grad, None
+    jac = np.asarray(jac, dtype=np.float64)
     q = (1.0 - dv * alpha)[:, None] * jac
-    d2v = (4.0 / 3.0) * v / mu**2 * (dv - v / mu)
     curvature = 2.0 * q.T @ solve(q, v) - (jac * (alpha**2 * d2v)[:, None]).T @ jac
-    return float(r @ alpha), 2.0 * alpha - alpha**2 * dv, 0.5 * (curvature + curvature.T)
+    return float(r @ alpha), grad, 0.5 * (curvature + curvature.T)
+
+
+def _matrix(raw: ArrayLike | Callable[[], ArrayLike]) -> FloatArray:
+    return np.asarray(raw() if callable(raw) else raw, dtype=np.float64)
 
 
 class CNPCovariance:
     """Per-bin terms of the CNP + systematic-covariance χ², broadcast over leading axes.
 
     ``syst`` is the (K, K) systematic covariance or a callable returning it (fetched on first
-    use: for Daya Bay it comes from building the official model).
+    use: for Daya Bay it comes from building the official model). ``frozen``: an expectation
+    μ₀ (K,) (or a callable returning it) whose CNP variance is used at every μ instead of μ's
+    own: the statistic the collaboration's stored fit of the Daya Bay release minimised (its
+    node kept the variance of the first point it was evaluated at; README, Daya Bay).
+    Subclasses change ``solve`` (and ``_threads``).
     """
 
-    def __init__(self, syst: ArrayLike | Callable[[], ArrayLike]) -> None:
+    def __init__(
+        self,
+        syst: ArrayLike | Callable[[], ArrayLike],
+        frozen: ArrayLike | Callable[[], ArrayLike] | None = None,
+    ) -> None:
         self._syst = syst
         self._matrix: FloatArray | None = None
+        self._frozen_src = frozen
+        self._frozen: FloatArray | None = None
 
     @property
     def syst(self) -> FloatArray:
         if self._matrix is None:
-            raw = self._syst() if callable(self._syst) else self._syst
-            m = np.asarray(raw, dtype=np.float64)
+            m = _matrix(self._syst)
             if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.allclose(m, m.T, rtol=1e-10):
                 msg = f"systematic covariance must be a symmetric square matrix, got {m.shape}"
                 raise ValueError(msg)
             self._matrix = m
         return self._matrix
 
+    @property
+    def frozen(self) -> FloatArray | None:
+        """μ₀ whose variance is held, or None (the variance of the current prediction)."""
+        if self._frozen is None and self._frozen_src is not None:
+            m = _matrix(self._frozen_src)
+            if m.shape != (self.syst.shape[0],) or not (m > 0).all():
+                msg = f"frozen expectation must be {self.syst.shape[0]} positive counts, got {m.shape}"
+                raise ValueError(msg)
+            self._frozen = m
+        return self._frozen
+
+    def variance(self, data: FloatArray, expected: FloatArray) -> FloatArray:
+        """The CNP variance this statistic uses with these data at this expectation."""
+        frozen = self.frozen
+        return cnp_variance(data, expected if frozen is None else frozen)
+
     def solve(self, rhs: FloatArray, variance: FloatArray) -> FloatArray:
         """(diag(v) + V_syst)⁻¹ rhs, rhs (K,) or (K, m), by a Cholesky of the full matrix."""
         return plain_solve(self.syst, rhs, variance)
 
+    def _threads(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
     def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
         n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
         out = np.empty_like(flat_n)
-        for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
-            r = mi - ni
-            out[i] = r * self.solve(r, cnp_variance(ni, mi))
+        with self._threads():
+            for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
+                r = mi - ni
+                out[i] = r * self.solve(r, self.variance(ni, mi))
         return out.reshape(n.shape)
 
     def derivatives(
@@ -114,7 +158,8 @@ class CNPCovariance:
     ) -> tuple[float, FloatArray, FloatArray | None]:
         """``stats.likelihood.Differentiable`` (module docstring), one spectrum."""
         checked_rows(data, expected, self.syst.shape[0])
-        return cnp_covariance_derivatives(self.solve, data, expected, jac)
+        with self._threads():
+            return cnp_covariance_derivatives(self.solve, data, expected, jac, self.frozen)
 
 
 def plain_solve(syst: FloatArray, rhs: FloatArray, variance: FloatArray) -> FloatArray:

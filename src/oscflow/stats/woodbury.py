@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas, lapack
 
-from .covariance import checked_rows, cnp_covariance_derivatives, cnp_variance, plain_solve
+from .covariance import CNPCovariance, plain_solve
 
 FloatArray = NDArray[np.float64]
 DEFAULT_RTOL = 1e-9
@@ -87,25 +87,28 @@ class _OneThread:
                 lib.set_num_threads(n)
 
 
-class LowRankCNPCovariance:
+class LowRankCNPCovariance(CNPCovariance):
     """Per-bin terms rᵢ (V⁻¹ r)ᵢ of the CNP + systematic-covariance χ² (their sum is χ²,
     within the stated bound of ``rtol`` relative), broadcast over leading axes: the same
-    interface and result as ``stats.covariance.CNPCovariance``.
+    interface and result as ``stats.covariance.CNPCovariance`` (``frozen`` included), with
+    its own ``solve``.
 
     ``syst`` is the (K, K) systematic covariance or a callable returning it (fetched and
-    decomposed on first use). ``last_bound`` holds the bound δ/(1 − δ) of the last
-    evaluation (0.0 for one that fell back to the plain Cholesky).
+    decomposed on first use). ``last_bound`` holds the bound of the last evaluation (0.0 for
+    one that fell back to the plain Cholesky).
     """
 
     def __init__(
-        self, syst: ArrayLike | Callable[[], ArrayLike], rtol: float = DEFAULT_RTOL
+        self,
+        syst: ArrayLike | Callable[[], ArrayLike],
+        rtol: float = DEFAULT_RTOL,
+        frozen: ArrayLike | Callable[[], ArrayLike] | None = None,
     ) -> None:
         if not 0.0 < rtol < 1.0:
             msg = f"rtol must be in (0, 1), got {rtol}"
             raise ValueError(msg)
+        super().__init__(syst, frozen)
         self.rtol = float(rtol)
-        self._syst = syst
-        self._matrix: FloatArray | None = None
         self._basis: FloatArray | None = None  # U Λ^{1/2}, columns by decreasing λ
         self._eig: FloatArray = np.empty(0)  # λ, decreasing
         self.last_bound = 0.0
@@ -115,26 +118,21 @@ class LowRankCNPCovariance:
         self.n_factorised = 0
         self.last_iterations = 0  # CG steps of the last refined solve
 
-    def _decompose(self) -> None:
-        raw = self._syst() if callable(self._syst) else self._syst
-        m = np.asarray(raw, dtype=np.float64)
-        if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.allclose(m, m.T, rtol=1e-10):
-            msg = f"systematic covariance must be a symmetric square matrix, got {m.shape}"
-            raise ValueError(msg)
-        with one_blas_thread():
-            lam, vec = np.linalg.eigh(m)
-        order = np.argsort(lam)[::-1]
-        self._eig = lam[order]
-        pos = np.clip(self._eig, 0.0, None)
-        self._basis = np.ascontiguousarray(vec[:, order] * np.sqrt(pos))
-        self._matrix = m
-
     @property
     def syst(self) -> FloatArray:
         if self._matrix is None:
-            self._decompose()
+            m = super().syst
+            with one_blas_thread():
+                lam, vec = np.linalg.eigh(m)
+            order = np.argsort(lam)[::-1]
+            self._eig = lam[order]
+            pos = np.clip(self._eig, 0.0, None)
+            self._basis = np.ascontiguousarray(vec[:, order] * np.sqrt(pos))
         assert self._matrix is not None
         return self._matrix
+
+    def _threads(self) -> contextlib.AbstractContextManager[Any]:
+        return one_blas_thread()
 
     def rank_for(self, min_variance: float) -> int | None:
         """Components to keep for half of ``rtol`` at this smallest CNP variance (the other
@@ -293,21 +291,3 @@ class LowRankCNPCovariance:
         c0_inv, info = lapack.dpotri(factor, lower=1)
         c0_inv = np.tril(c0_inv) + np.tril(c0_inv, -1).T
         return inv, b, factor, c0_inv, np.ascontiguousarray(b.T)
-
-    def __call__(self, data: ArrayLike, expected: ArrayLike) -> FloatArray:
-        n, flat_n, flat_mu = checked_rows(data, expected, self.syst.shape[0])
-        out = np.empty_like(flat_n)
-        with one_blas_thread():
-            for i, (ni, mi) in enumerate(zip(flat_n, flat_mu, strict=True)):
-                r = mi - ni
-                out[i] = r * self.solve(r, cnp_variance(ni, mi))
-        return out.reshape(n.shape)
-
-    def derivatives(
-        self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None
-    ) -> tuple[float, FloatArray, FloatArray | None]:
-        """``stats.likelihood.Differentiable``: ``stats.covariance.cnp_covariance_derivatives``
-        with this solve (one factorisation for χ², its gradient and its curvature)."""
-        checked_rows(data, expected, self.syst.shape[0])
-        with one_blas_thread():
-            return cnp_covariance_derivatives(self.solve, data, expected, jac)

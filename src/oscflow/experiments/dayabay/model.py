@@ -266,9 +266,23 @@ class DayaBayExperiment(Experiment):
         point), reproduced in numpy so that any predictor can be fitted with it; evaluated by
         ``stats.woodbury`` (V_syst's low rank: no 546×546 Cholesky per evaluation, within
         1e-9 relative of the plain Cholesky, a stated bound). The covariance comes from
-        :meth:`inputs` on first use."""
+        :meth:`inputs` on first use.
+
+        ``cnp_covmat_nominal``: the same with the CNP variance held at the nominal prediction
+        — what the collaboration's stored fit of the release minimised (its node kept the
+        variance of its first evaluation, at the nominal point; README, Daya Bay)."""
         inputs = self.inputs
-        return {"cnp_covmat": woodbury.LowRankCNPCovariance(lambda: inputs().syst_covariance)}
+
+        def syst() -> NDArray[np.float64]:
+            return inputs().syst_covariance
+
+        def nominal() -> NDArray[np.float64]:
+            return inputs().nominal
+
+        return {
+            "cnp_covmat": woodbury.LowRankCNPCovariance(syst),
+            "cnp_covmat_nominal": woodbury.LowRankCNPCovariance(syst, frozen=nominal),
+        }
 
     def own_fit(
         self, kind: str, start: Mapping[str, float], steps: Mapping[str, float]
