@@ -117,7 +117,7 @@ class CombinedSurrogatePredictor:
         eta = np.tile(self._nominal, (size, 1))
         for j, n in enumerate(self.nuisances):
             if n in points:
-                eta[:, j] = np.broadcast_to(np.asarray(points[n], dtype=np.float64), size)
+                eta[:, j] = points[n]  # a scalar or (size,): numpy broadcasts the assignment
         if not theta:  # every input at the surrogate's fixed values
             theta = {k: np.full(size, v) for k, v in self.inner._fixed.items()}
         return theta, eta
