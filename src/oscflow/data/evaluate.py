@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import warnings
@@ -184,6 +185,17 @@ def configured_scheduler(configured: Any) -> Scheduler | None:
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
+def free_or_any(address: str) -> str:
+    """``host:port`` if that port can be bound now, else ``host:0`` (any free port)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host or "0.0.0.0", int(port)))
+        except OSError:
+            return f"{host}:0"
+    return address
+
+
 def local_cluster(n_workers: int, dashboard_address: str) -> Any:
     """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes for spectra."""
     import dask.config
@@ -191,8 +203,12 @@ def local_cluster(n_workers: int, dashboard_address: str) -> Any:
 
     with dask.config.set(WORKER_ENVIRON), warnings.catch_warnings():
         # Dask warns when the dashboard port is taken (another build on this machine) and uses
-        # a free one; the link printed afterwards is the one it took. Not an error.
+        # a free one; the link printed afterwards is the one it took. Not an error; nor is the
+        # socket tornado leaves unclosed after the failed bind (a ResourceWarning that failed a
+        # CI run when two builds started at once). A taken port is avoided up front.
         warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+        warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
+        dashboard_address = free_or_any(dashboard_address)
         return LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

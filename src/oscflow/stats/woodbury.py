@@ -229,7 +229,7 @@ class LowRankCNPCovariance(CNPCovariance):
             return None
         _, b, _, c0_inv, bt = state
         k = self.rank_for(float(variance.min()))
-        if k != b.shape[1]:
+        if k is None or k != b.shape[1]:
             return None
         inv = 1.0 / variance
         x = rhs * inv
