@@ -413,3 +413,26 @@ def test_detector_inputs_of_a_model_become_constrained_nuisances(juno) -> None:
     assert escale.limits == spec.sampling_range
     stat_only = load("fit", [*CHEAP, "fit/nuisances=stat_only"])
     assert {p.name: p for p in build_parameters(stat_only, juno, WithEscale(), {})}["escale"].fixed
+
+
+def test_asimov_truth_takes_detector_parameters_where_given(juno) -> None:
+    """``+params.escale=…`` moves the Asimov truth's detector parameter (the referee at
+    detector points away from nominal); without it the truth is nominal."""
+    from oscflow.services.fit.model import FitModel, build_parameters
+    from oscflow.services.fit.setup import _truth
+
+    class WithEscale:
+        kind = "surrogate"
+        inputs = ("sin2_th12", "sin2_th13", "dm2_21", "dm2_32", "escale")
+        edges = np.linspace(0.8, 8.8, 11)
+
+        def ranges(self):
+            return {k: juno.parameters[k].sampling_range for k in self.inputs}
+
+    model = FitModel(WithEscale(), build_parameters(load("fit", CHEAP), juno, WithEscale(), {}), {})
+    i = model.index["escale"]
+    assert _truth(juno, model, {"sin2_th12": 0.30})[i] == juno.parameters["escale"].nominal
+    x = _truth(juno, model, {"sin2_th12": 0.30, "escale": 1.007})
+    assert x[i] == 1.007
+    assert x[model.index["sin2_th12"]] == 0.30
+    assert x[model.index["flux_norm"]] == 1.0

@@ -161,7 +161,8 @@ def _check_detector_inputs(experiment: Any, names: tuple[str, ...]) -> None:
 
 
 def truth_vector(fs: FitSetup, model: FitModel) -> np.ndarray:
-    """Parameter vector of the truth: ``params`` and nominal nuisances."""
+    """Parameter vector of the truth: ``params`` (detector parameters too, where given:
+    ``+params.escale=1.005``) and nominal nuisances otherwise."""
     return _truth(fs.experiment, model, fs.truth)
 
 
@@ -170,7 +171,7 @@ def _truth(experiment: Any, model: FitModel, truth: dict[str, float]) -> np.ndar
     for i, p in enumerate(model.parameters):
         if p.kind in ("flux", "background"):
             x[i] = 1.0
-        elif p.kind == "detector":
+        elif p.kind == "detector" and p.name not in truth:
             x[i] = experiment.parameters[p.name].nominal
     return x
 
