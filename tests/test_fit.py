@@ -436,3 +436,17 @@ def test_asimov_truth_takes_detector_parameters_where_given(juno) -> None:
     assert x[i] == 1.007
     assert x[model.index["sin2_th12"]] == 0.30
     assert x[model.index["flux_norm"]] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("derivatives=exactly", r"'exactly' is unknown"),
+        ("derivatives=analytic", "needs the model's own Jacobian; the exact predictor has none"),
+    ],
+)
+def test_bad_derivatives_are_refused(override, needle) -> None:
+    """derivatives=analytic needs a predictor with a Jacobian (the exact one has none: auto
+    falls back to MINUIT's numerical derivatives for it)."""
+    with pytest.raises(ConfigError, match=needle):
+        compute(load("fit", [*CHEAP, override, "prescan=false"]))
