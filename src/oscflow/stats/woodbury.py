@@ -116,7 +116,6 @@ class LowRankCNPCovariance(CNPCovariance):
         self._factored: tuple[bytes, Any] | None = None
         self._last_solve: tuple[tuple[bytes, bytes], FloatArray] | None = None
         self.n_factorised = 0
-        self.last_iterations = 0  # CG steps of the last refined solve
 
     @property
     def syst(self) -> FloatArray:
@@ -241,7 +240,7 @@ class LowRankCNPCovariance(CNPCovariance):
         direction = pre.copy()
         rho_pre = float(res @ pre)
         y2 = float(y @ y)
-        for self.last_iterations in range(CG_MAX_ITER + 1):
+        for _ in range(CG_MAX_ITER + 1):
             quad = quad0 - float(y @ z)
             res2 = float(res @ res)
             error = abs(float(z @ res)) + res2

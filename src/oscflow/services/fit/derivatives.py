@@ -84,14 +84,12 @@ class CostDerivatives:
         self.upper = np.array([p.limits[1] for p in params])
         self._last: tuple[bytes, NDArray[np.float64], NDArray[np.float64]] | None = None
         self._hessian: tuple[bytes, NDArray[np.float64]] | None = None
-        self.n_model_calls = 0
 
     def _at(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         x = np.asarray(x, dtype=np.float64)
         key = x.tobytes()
         if self._last is None or self._last[0] != key:
             mu, jac = self.model.expected_and_jacobian(x[None, :], free_only=True)
-            self.n_model_calls += 1
             self._last = (key, mu[0], jac[0])
         return self._last[1], self._last[2]
 
@@ -148,7 +146,6 @@ class CostDerivatives:
         shifted[np.arange(idx.size), idx] += h
         h = shifted[np.arange(idx.size), idx] - x[idx]  # the step represented in floating point
         _, jacs = self.model.expected_and_jacobian(shifted, free_only=True)
-        self.n_model_calls += 1
         p = len(x)
         second = np.zeros((p, p))
         second[idx] = ((jacs - jac[None]) / h[:, None, None]).transpose(0, 2, 1) @ d_mu
