@@ -271,14 +271,17 @@ def pruning_callbacks(cfg: DictConfig) -> list[Any]:
 
 def evaluate(cfg: DictConfig, module: SurrogateModule, dm: SpectraDataModule) -> Evaluation:
     """Accuracy against the exact model on the test split, the fit bias in units of each
-    parameter's uncertainty (``experiment.parameters.<p>.sigma``), and with ``timing`` the
+    parameter's error in a fit that profiles the detector inputs with their priors, and with ``timing`` the
     latency and throughput (``surrogate.evaluation``)."""
+    from .surrogate.accuracy import experiment_priors
     from .surrogate.evaluation import evaluate_surrogate
 
     surrogate = module.surrogate
     params, spectra = dm.split("test")
-    sigmas = {k: float(cfg.experiment.parameters[k].sigma) for k in surrogate.spec.inputs}
-    return evaluate_surrogate(surrogate, params, spectra, sigmas, timing=bool(cfg.timing))
+    specs, inputs = cfg.experiment.parameters, surrogate.spec.inputs
+    sigmas = {k: float(specs[k].sigma) for k in inputs}
+    priors = experiment_priors(specs, inputs)
+    return evaluate_surrogate(surrogate, params, spectra, sigmas, bool(cfg.timing), priors)
 
 
 def register(

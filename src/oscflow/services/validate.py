@@ -77,7 +77,7 @@ def compute(
     from ..data.sampling import sample_box
     from ..data.simulate import read_pairs
     from ..experiments import load_experiment
-    from ..surrogate.accuracy import accuracy_metrics, fit_bias
+    from ..surrogate.accuracy import accuracy_metrics, experiment_priors, fit_bias
 
     spec = surrogate.spec
     experiment = load_experiment(cfg.experiment)
@@ -102,8 +102,11 @@ def compute(
     n_bias = min(int(cfg.bias_points), len(points))
     if n_bias > 0:
         sigmas = {k: experiment.parameters[k].sigma for k in spec.inputs}
+        priors = experiment_priors(experiment.parameters, spec.inputs)
         metrics.update(
-            fit_bias(exact_counts, points[:n_bias], exact[:n_bias], predicted[:n_bias], sigmas)
+            fit_bias(
+                exact_counts, points[:n_bias], exact[:n_bias], predicted[:n_bias], sigmas, priors
+            )
         )
     return metrics, (points, exact, predicted)
 

@@ -9,8 +9,10 @@ error δ in the predicted spectrum shifts the Asimov best fit, to first order in
 Analysis*, OUP 1998, §7.5, least squares with a biased model). F⁻¹ is the Cramér–Rao
 covariance, so Δθ/√diag(F⁻¹) is the shift in units of the parameter's statistical error —
 what a surrogate's referee check measures with full fits, here at any number of points for
-the price of a Jacobian. Statistics only (no nuisance parameters, no backgrounds): free
-nuisances can only absorb part of δ, so this is the upper-side estimate.
+the price of a Jacobian. Parameters with a Gaussian prior (a pull term ((θ − c)/s)² in
+−2 ln L, as the fit service profiles detector parameters) add 1/s² to F's diagonal: the shift
+and σ are then those of the fit that profiles them with their priors. No other nuisance
+parameters and no backgrounds.
 """
 
 from __future__ import annotations
@@ -23,15 +25,23 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 
 
-def shift_in_sigma(jacobian: ArrayLike, expected: ArrayLike, deviation: ArrayLike) -> FloatArray:
+def shift_in_sigma(
+    jacobian: ArrayLike,
+    expected: ArrayLike,
+    deviation: ArrayLike,
+    prior_widths: ArrayLike | None = None,
+) -> FloatArray:
     """Δθ/σ(θ) per parameter for one point: ``jacobian`` (K, P), ``expected`` μ (K, counts),
-    ``deviation`` δ = model − truth (K, counts). A model that predicts too much where raising θ
-    would (δ ∥ J) pulls the fit down: Δθ has the opposite sign. Bins with μ ≤ 0 carry no
-    information."""
+    ``deviation`` δ = model − truth (K, counts), ``prior_widths`` (P,) the Gaussian priors'
+    widths s (``inf`` for a parameter without one; None: none has one). A model that predicts
+    too much where raising θ would (δ ∥ J) pulls the fit down: Δθ has the opposite sign. Bins
+    with μ ≤ 0 carry no information."""
     j = np.asarray(jacobian, dtype=np.float64)
     mu = np.asarray(expected, dtype=np.float64)
     w = np.divide(1.0, mu, out=np.zeros_like(mu), where=mu > 0)
     fisher = j.T @ (w[:, None] * j)
+    if prior_widths is not None:
+        fisher += np.diag(1.0 / np.asarray(prior_widths, dtype=np.float64) ** 2)
     cov = np.linalg.inv(fisher)
     shift = -cov @ (j.T @ (w * np.asarray(deviation, dtype=np.float64)))
     in_sigma: FloatArray = shift / np.sqrt(np.diag(cov))
@@ -63,14 +73,16 @@ def fit_bias(
     truth: ArrayLike,
     model: ArrayLike,
     steps: Sequence[float],
+    prior_widths: ArrayLike | None = None,
 ) -> FloatArray:
     """Δθ/σ (N, P) at each point for a model (N, K) against the truth (N, K); the Jacobian
     comes from ``predict`` (the exact model, or the surrogate itself: the shift is first order
-    in δ, so either Jacobian gives it to that order)."""
+    in δ, so either Jacobian gives it to that order). ``prior_widths``: as in
+    ``shift_in_sigma``."""
     jac = central_jacobians(predict, points, steps)
     t = np.asarray(truth, dtype=np.float64)
     d = np.asarray(model, dtype=np.float64) - t
-    return np.stack([shift_in_sigma(jac[i], t[i], d[i]) for i in range(len(t))])
+    return np.stack([shift_in_sigma(jac[i], t[i], d[i], prior_widths) for i in range(len(t))])
 
 
 def fit_bias_metrics(shifts: ArrayLike, names: Sequence[str]) -> dict[str, float]:

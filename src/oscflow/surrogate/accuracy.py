@@ -10,12 +10,13 @@ re-simulation. Metrics (relative deviation d = pred/true − 1 per bin):
   ≥ 1 %-of-peak bins, per spectrum (median and max over spectra). A smooth normalisation or
   slope error does not count; a ripple does;
 - ``fit_bias_max_sigma`` / ``fit_bias_rms_sigma`` (``fit_bias``): what the error does to a fit,
-  the linearised shift of each parameter's best fit in units of its statistical error.
+  the linearised shift of each parameter's best fit in units of its error in that fit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -82,19 +83,36 @@ def evaluate(
     return accuracy_metrics(preds, np.asarray(spectra)), preds
 
 
+def experiment_priors(parameters: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, float]:
+    """The priors a fit puts on the inputs: each detector parameter's σ
+    (``experiment.parameters``; services/fit/model.py profiles them with these); oscillation
+    parameters are free."""
+    return {
+        k: float(parameters[k].sigma)
+        for k in inputs
+        if getattr(parameters[k], "kind", "oscillation") == "detector"
+    }
+
+
 def fit_bias(
     predict: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     params: NDArray[np.floating],
     truth: NDArray[np.floating],
     pred: NDArray[np.floating],
     sigmas: Mapping[str, float],
+    priors: Mapping[str, float] | None = None,
     step: float = 0.1,
 ) -> dict[str, float]:
     """Linearised shift of an Asimov fit caused by the surrogate's error, in units of each
-    parameter's statistical error (``oscflow.stats.bias``), at every point of ``params``
+    parameter's error in that fit (``oscflow.stats.bias``), at every point of ``params``
     (columns in the order of ``sigmas``), at the spectra's own exposure. ``predict`` gives the
-    Jacobian by central differences of ``step``·σ (σ: the experiment's parameter uncertainty)."""
+    Jacobian by central differences of ``step``·σ (σ: the experiment's parameter uncertainty).
+    ``priors``: the inputs the fit profiles with a Gaussian prior, and its width (detector
+    parameters: ``experiment_priors``); the others are free."""
     names = list(sigmas)
     steps = [step * float(sigmas[k]) for k in names]
-    shifts = bias.fit_bias(predict, np.asarray(params, dtype=np.float64), truth, pred, steps)
+    widths = [float((priors or {}).get(k, np.inf)) for k in names]
+    shifts = bias.fit_bias(
+        predict, np.asarray(params, dtype=np.float64), truth, pred, steps, widths
+    )
     return bias.fit_bias_metrics(shifts, names)

@@ -36,13 +36,14 @@ def evaluate_surrogate(
     spectra: NDArray[np.floating],
     sigmas: Mapping[str, float],
     timing: bool = True,
+    priors: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Accuracy of ``surrogate`` on ``params`` → ``spectra`` (the truth: exact-model spectra),
     the fit bias in units of each input's uncertainty ``sigmas`` (float64 Jacobian, the
-    precision fits use), and with ``timing`` its latency and throughput here
+    precision fits use; ``priors``: the inputs a fit constrains, ``accuracy.fit_bias``), and with ``timing`` its latency and throughput here
     (``FastSurrogate.timing``)."""
     fast = FastSurrogate(surrogate.cpu().eval())
     metrics, preds = evaluate(fast.predict, params, spectra)
-    metrics.update(fit_bias(float64_evaluator(fast), params, spectra, preds, sigmas))
+    metrics.update(fit_bias(float64_evaluator(fast), params, spectra, preds, sigmas, priors))
     speed = fast.timing() if timing else {}
     return Evaluation(surrogate.spec, metrics, speed, params, spectra, preds)
