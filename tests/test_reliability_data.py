@@ -232,6 +232,46 @@ def test_simultaneous_spectra_builds_publish_exactly_one_run(
 
 @pytest.mark.slow
 @BUILDS_GROUP
+def test_a_training_margin_widens_the_train_split_only(
+    tmp_path: Path, builds: dict[str, Path]
+) -> None:
+    """data.spectra.margin=0.2: the train split is the margin-free build's sample mapped onto
+    the box 20 % wider at both ends (same unit-cube points), val and test are that build's
+    byte for byte, and the served ranges are unchanged."""
+    root = fresh_root(tmp_path, builds)
+    run_ok(root, "spectra", *SPECTRA, "data.spectra.seed=1", "data.spectra.margin=0.2")
+    got, ref = root / DATASET / "spectra", builds["1"]
+    meta, ref_meta = (json.loads((d / "meta.json").read_text()) for d in (got, ref))
+    assert meta["ranges"] == ref_meta["ranges"]
+    lo, hi = np.array([meta["ranges"][k] for k in meta["inputs"]]).T  # meta.json sorts keys
+    wide_lo, wide_hi = np.array([meta["training_ranges"][k] for k in meta["inputs"]]).T
+    np.testing.assert_allclose([wide_lo, wide_hi], [lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo)])
+    unit = (np.load(ref / "train_params.npy") - lo) / (hi - lo)
+    train = np.load(got / "train_params.npy")
+    np.testing.assert_allclose(train, wide_lo + unit * (wide_hi - wide_lo), rtol=1e-12)
+    assert ((train < lo) | (train > hi)).any()
+    for name in ("val_params", "val_spectra", "test_params", "test_spectra"):
+        assert (got / f"{name}.npy").read_bytes() == (ref / f"{name}.npy").read_bytes()
+
+
+def test_a_margin_beyond_a_parameters_bounds_is_refused() -> None:
+    from oscflow.config import load
+    from oscflow.data.spectra import training_box
+    from oscflow.experiments import load_experiment
+
+    experiment = load_experiment(load("spectra", []).experiment)
+    box = training_box(experiment, 0.1, ["sin2_th13"], [(0.01, 0.03)], ["linear"])
+    assert box == [pytest.approx((0.008, 0.032))]
+    log_box = training_box(experiment, 0.5, ["dm2_21"], [(1e-5, 1e-4)], ["log"])
+    assert log_box == [pytest.approx((10**-5.5, 10**-3.5))]  # half a decade beyond each end
+    with pytest.raises(OscflowError, match=r"beyond its bounds.*lower the margin"):
+        training_box(experiment, 0.1, ["sin2_th13"], [(0.001, 0.03)], ["linear"])
+    with pytest.raises(OscflowError, match=r"data.spectra.margin.*\[0, 0.5\]"):
+        training_box(experiment, 0.7, ["sin2_th13"], [(0.01, 0.03)], ["linear"])
+
+
+@pytest.mark.slow
+@BUILDS_GROUP
 def test_concurrent_spectra_builds_wait_for_each_other(
     tmp_path: Path, builds: dict[str, Path]
 ) -> None:

@@ -67,6 +67,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"data.spectra.splits.{bad[0]}", "must be >= 1", "give a positive number of spectra"
         )
     ranges, scales = _sampling(experiment, spec, inputs)
+    train_ranges = training_box(experiment, spec.get("margin"), inputs, ranges, scales)
     # data.spectra.fixed: values of non-input parameters for this dataset, over `params` (e.g.
     # JSNS²'s spectrum per unit sin²2θμe, conf/data/jsns2_demo.yaml).
     own = dict(spec.get("fixed") or {})
@@ -139,7 +140,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sources = ev.prepare(worker_spec, local)
         with resumable_directory(out, fingerprint) as tmp:
             for i, (split, n) in enumerate(splits.items()):
-                points = sample_box(ranges, n, str(spec.sampler), int(spec.seed) + i, scales)
+                box = train_ranges if split == "train" else ranges
+                points = sample_box(box, n, str(spec.sampler), int(spec.seed) + i, scales)
                 np.save(tmp / f"{split}_params.npy", points)
                 path = tmp / f"{split}_spectra.npy"
                 shape = (n, len(edges) - 1)
@@ -165,6 +167,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "bin_edges": edges.tolist(),
                 "inputs": inputs,
                 "ranges": {k: list(r) for k, r in zip(inputs, ranges, strict=True)},
+                "training_ranges": {k: list(r) for k, r in zip(inputs, train_ranges, strict=True)},
                 "units": {k: experiment.parameters[k].unit for k in inputs},
                 "scales": dict(zip(inputs, scales, strict=True)),
                 "fixed": fixed,
@@ -196,6 +199,45 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             }
             write_json(tmp / "meta.json", meta)
     return {"path": str(out), "splits": splits}
+
+
+def training_box(
+    experiment: Any,
+    margin: float | None,
+    inputs: list[str],
+    ranges: list[tuple[float, float]],
+    scales: list[str],
+) -> list[tuple[float, float]]:
+    """The train split's box: each range widened on both sides by ``margin``
+    (``data.spectra.margin``) of its width (of log x on a log scale). A network is least
+    accurate at the faces of the box it was trained on, and a fit's best point can sit at a
+    face of the box it may use; the ranges the surrogate serves (meta.json ``ranges``: fit
+    bounds, the val and test splits, the promotion gates) stay the unwidened ones. Within the
+    parameters' bounds."""
+    margin = float(margin or 0.0)
+    if not 0.0 <= margin <= 0.5:
+        raise ConfigError(
+            "data.spectra.margin",
+            f"{margin:g} is not a fraction of the range's width in [0, 0.5]",
+            "give e.g. 0.05 (5 % of each range beyond both of its ends), or 0 for none",
+        )
+    out = []
+    for k, (lo, hi), scale in zip(inputs, ranges, scales, strict=True):
+        if scale == "log":
+            wide = float(np.log(hi / lo)) * margin
+            lo_t, hi_t = lo * float(np.exp(-wide)), hi * float(np.exp(wide))
+        else:
+            lo_t, hi_t = lo - margin * (hi - lo), hi + margin * (hi - lo)
+        b_lo, b_hi = experiment.parameters[k].bounds
+        if (b_lo is not None and lo_t < b_lo) or (b_hi is not None and hi_t > b_hi):
+            raise ConfigError(
+                "data.spectra.margin",
+                f"{margin:g} widens {k}'s range [{lo:g}, {hi:g}] to [{lo_t:g}, {hi_t:g}], "
+                f"beyond its bounds {experiment.parameters[k].describe_bounds()}",
+                f"lower the margin, or narrow data.spectra.ranges.{k}",
+            )
+        out.append((lo_t, hi_t))
+    return out
 
 
 def _sampling(
