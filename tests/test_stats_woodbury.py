@@ -45,6 +45,7 @@ def test_equals_the_plain_cholesky_within_its_bound(rtol: float) -> None:
         ours, ref = fast(DATA, mu).sum(), plain(DATA, mu).sum()
         assert fast.last_bound <= rtol
         assert abs(ours - ref) <= fast.last_bound * ours + ROUNDING * ref
+        assert fast.total(DATA, mu) == pytest.approx(ours, rel=ROUNDING)  # a fit's cost
         worst = max(worst, abs(ours / ref - 1.0))
     assert fast.last_rank < K  # the structure is used: fewer components than bins
     if rtol >= 1e-3:
@@ -83,8 +84,12 @@ def test_bad_input_is_refused() -> None:
     fast = LowRankCNPCovariance(SYST)
     with pytest.raises(ValueError, match="positive data"):
         fast(np.zeros(K), EXPECTED)
+    with pytest.raises(ValueError, match="positive data"):
+        fast.total(DATA, -EXPECTED)
     with pytest.raises(ValueError, match="545 bins but a 546"):
         fast(DATA[:-1], EXPECTED[:-1])
+    with pytest.raises(ValueError, match="545 bins but a 546"):
+        fast.total(DATA[:-1], EXPECTED[:-1])
     with pytest.raises(ValueError, match="symmetric square"):
         LowRankCNPCovariance(np.ones((3, 4)))(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match="rtol"):
@@ -134,16 +139,20 @@ def test_derivatives_equal_finite_differences(make: type, frozen: bool) -> None:
 def test_nearby_evaluations_reuse_the_factorisation_within_the_bound() -> None:
     """A fit's next point is close to its last: the χ² there comes from conjugate gradients
     preconditioned with the kept k×k factorisation (no new one), within the same stated
-    bound; a far point, or a wide matrix right-hand side, factorises afresh."""
+    bound, also after a change of the normalisation (the preconditioner is rescaled to the
+    variance); a far point, or a wide matrix right-hand side, factorises afresh. The fit's
+    cost (``total``, no K-vector) is the per-bin terms' sum."""
     fast, plain = LowRankCNPCovariance(SYST), CNPCovariance(SYST)
     rng = np.random.default_rng(8)
     fast(DATA, EXPECTED)
     assert fast.n_factorised == 1
-    for scale in (1e-4, 1e-3, 1e-2):
-        mu = EXPECTED * (1.0 + scale * rng.standard_normal(K))
-        ours, ref = fast(DATA, mu).sum(), plain(DATA, mu).sum()
+    for norm, scale in ((1.0, 1e-4), (1.0, 1e-3), (1.0, 1e-2), (1.1, 1e-3), (0.9, 1e-2)):
+        mu = norm * EXPECTED * (1.0 + scale * rng.standard_normal(K))
+        total = fast.total(DATA, mu)
         assert fast.n_factorised == 1  # refined, not refactored
         assert 0 < fast.last_bound <= fast.rtol
+        ours, ref = fast(DATA, mu).sum(), plain(DATA, mu).sum()
+        assert total == pytest.approx(ours, rel=ROUNDING)
         assert abs(ours - ref) <= fast.last_bound * ours + ROUNDING * ref
     far = EXPECTED * rng.uniform(0.3, 3.0, K)
     ours, ref = fast(DATA, far).sum(), plain(DATA, far).sum()

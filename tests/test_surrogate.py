@@ -182,7 +182,8 @@ def test_in_memory_batches_are_the_memory_mapped_ones(tmp_path: Path) -> None:
 @pytest.mark.parametrize("activation", ["relu", "silu"])
 def test_float64_path_equals_the_float32_module_and_returns_fresh_arrays(activation) -> None:
     """Fits evaluate the same folded network in double precision (FastSurrogate.float64);
-    every activation is supported, and one call's result survives the next call."""
+    every activation is supported, and one call's result survives the next call. The numpy
+    form of the chain (``float64_rows``, a fit's one-row calls) is the same function."""
     spec = dataclasses.replace(
         _spec("seed_mlp"), options={"hidden": [64, 64], "activation": activation}
     )
@@ -199,6 +200,8 @@ def test_float64_path_equals_the_float32_module_and_returns_fresh_arrays(activat
     assert first.dtype == torch.float64
     assert torch.equal(first, kept)
     np.testing.assert_allclose(first.numpy(), ref, rtol=1e-4, atol=1e-3)
+    rows = fast.float64_rows()
+    np.testing.assert_allclose(rows(x), first.numpy(), rtol=1e-13, atol=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,9 @@ class SurrogateReactors:
         """Counts (B, K) for inputs (B, n_inputs) computed in double precision (for fits)."""
         if self._float64 is None:
             self._float64 = float64_evaluator(self.surrogate)
-        return self._float64(x) * self.scale(exposure)
+        counts = self._float64(x)
+        factor = self.scale(exposure)
+        return counts if factor == 1.0 else counts * factor
 
     def predict_float64_and_jacobian(
         self, x: NDArray[np.float64], exposure: Any

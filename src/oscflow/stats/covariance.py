@@ -36,6 +36,9 @@ def cnp_variance(data: ArrayLike, expected: ArrayLike) -> FloatArray:
     return 3.0 / (1.0 / n + 2.0 / mu)
 
 
+NOT_POSITIVE = "the CNP covariance χ² needs positive data and expectation in every bin"
+
+
 def checked_rows(
     data: ArrayLike, expected: ArrayLike, k: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -45,8 +48,7 @@ def checked_rows(
     mu = np.asarray(expected, dtype=np.float64)
     n, mu = np.broadcast_arrays(n, mu)
     if (n <= 0).any() or (mu <= 0).any():
-        msg = "the CNP covariance χ² needs positive data and expectation in every bin"
-        raise ValueError(msg)
+        raise ValueError(NOT_POSITIVE)
     if n.shape[-1] != k:
         msg = f"{n.shape[-1]} bins but a {k}×{k} covariance"
         raise ValueError(msg)
@@ -152,6 +154,23 @@ class CNPCovariance:
                 r = mi - ni
                 out[i] = r * self.solve(r, self.variance(ni, mi))
         return out.reshape(n.shape)
+
+    def quadratic(self, rhs: FloatArray, variance: FloatArray) -> float:
+        """rhsᵀ (diag(v) + V_syst)⁻¹ rhs for a vector rhs (K,)."""
+        return float(rhs @ self.solve(rhs, variance))
+
+    def total(self, data: ArrayLike, expected: ArrayLike) -> float:
+        """χ² of one spectrum (``stats.likelihood.Totalled``): the sum of the per-bin terms
+        as one quadratic form (``quadratic``; the low-rank subclass's needs no K-vector)."""
+        n = np.asarray(data, dtype=np.float64)
+        mu = np.asarray(expected, dtype=np.float64)
+        k = self.syst.shape[0]
+        if n.shape != (k,) or mu.shape != (k,):
+            return float(self(n, mu).sum())  # its errors name the shapes
+        if not (n.min() > 0.0 and mu.min() > 0.0):
+            raise ValueError(NOT_POSITIVE)
+        with self._threads():
+            return self.quadratic(mu - n, self.variance(n, mu))
 
     def derivatives(
         self, data: ArrayLike, expected: ArrayLike, jac: FloatArray | None = None

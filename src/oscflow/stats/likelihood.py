@@ -153,6 +153,23 @@ class PerBinDerivatives:
         return value, d1, curvature
 
 
+@runtime_checkable
+class Totalled(Protocol):
+    """A statistic with its own way to the sum of its terms for one spectrum (a fit's cost):
+    the covariance χ² as one quadratic form, without the per-bin vector."""
+
+    def total(self, data: ArrayLike, expected: ArrayLike) -> float:
+        """F(n, μ) for one spectrum (K,)."""
+        ...
+
+
+def total_function(terms: TermsFn) -> Callable[[ArrayLike, ArrayLike], float]:
+    """F(n, μ) of one spectrum: the statistic's ``total`` (``Totalled``), else its terms' sum."""
+    if isinstance(terms, Totalled):
+        return terms.total
+    return lambda data, expected: float(terms(data, expected).sum())
+
+
 def differentiable(name: str, terms: object) -> Differentiable | None:
     """The derivatives of the statistic ``name`` whose per-bin terms are ``terms``: its own
     (``Differentiable``), those of ``DERIVATIVES``, or None where there are none."""

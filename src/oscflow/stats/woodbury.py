@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas, lapack
 
+from .blas_threads import one_blas_thread
 from .covariance import CNPCovariance, plain_solve
 
 FloatArray = NDArray[np.float64]
@@ -47,44 +48,6 @@ CG_MAX_ITER = 8  # CG steps before a vector solve factorises at its own variance
 # gradient), not only its quadratic form, is then good to ~1e-7 relative
 CG_RESIDUAL = 1e-7
 CG_MAX_COLUMNS = 4  # wider right-hand sides factorise (k³/3 + K k² beats that many CG solves)
-_CONTROLLER: list[Any] = []
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread for the block: these 546×~170 products are too small to share, and
-    on a loaded machine OpenBLAS's spinning threads made each evaluation 10–20× slower
-    (17 ms instead of 1 ms here). ``threadpoolctl`` (installed with mlflow's scikit-learn)
-    where available, nothing otherwise. The BLAS libraries are looked up once: threadpoolctl's
-    own ``limit`` re-inspects every loaded library per call (~35 µs, a tenth of a χ²)."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-        except ImportError:
-            _CONTROLLER.append(None)
-        else:
-            blas_libs = ThreadpoolController().select(user_api="blas").lib_controllers
-            _CONTROLLER.append(_OneThread(blas_libs) if blas_libs else None)
-    ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl
-
-
-class _OneThread:
-    """Context: each of ``libs`` (threadpoolctl library controllers) at one thread, restored."""
-
-    def __init__(self, libs: list[Any]) -> None:
-        self.libs = libs
-        self.saved: list[int] = []
-
-    def __enter__(self) -> None:
-        self.saved = [lib.get_num_threads() for lib in self.libs]
-        for lib, n in zip(self.libs, self.saved, strict=True):
-            if n != 1:
-                lib.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        for lib, n in zip(self.libs, self.saved, strict=True):
-            if n != 1:
-                lib.set_num_threads(n)
 
 
 class LowRankCNPCovariance(CNPCovariance):
@@ -113,8 +76,10 @@ class LowRankCNPCovariance(CNPCovariance):
         self._eig: FloatArray = np.empty(0)  # λ, decreasing
         self.last_bound = 0.0
         self.last_rank = 0
-        self._factored: tuple[bytes, Any] | None = None
-        self._last_solve: tuple[tuple[bytes, bytes], FloatArray] | None = None
+        self._rank_interval: tuple[float, float, int] = (float("inf"), float("inf"), 0)
+        self._dropped_of: dict[int, float] = {}
+        self._factored: tuple[bytes, _Kept | None] | None = None
+        self._last_solve: tuple[tuple[bytes, bytes], _VectorSolve] | None = None
         self.n_factorised = 0
 
     @property
@@ -142,10 +107,15 @@ class LowRankCNPCovariance(CNPCovariance):
         tau = 0.5 * self.rtol
         t = tau / (1.0 + tau)
         eps_max = min_variance * t / (1.0 + t)
+        lo, hi, kept = self._rank_interval
+        if lo <= eps_max < hi:  # the last answer's: a fit's next points mostly keep it
+            return kept
         k = int(np.count_nonzero(self._eig > eps_max))
-        dropped = np.abs(self._eig[k:])
-        if dropped.size and dropped.max() > eps_max:
+        dropped = self._dropped(k)
+        if dropped > eps_max:
             return None
+        # the same k, and no dropped |λ| above ε, for ε in [max dropped |λ|, smallest kept λ)
+        self._rank_interval = (dropped, float(self._eig[k - 1]) if k else float("inf"), k)
         return k
 
     @staticmethod
@@ -165,33 +135,56 @@ class LowRankCNPCovariance(CNPCovariance):
         a fit's next points are close by), as is a matrix of up to ``CG_MAX_COLUMNS`` columns;
         a wider matrix, or a vector CG does not settle in ``CG_MAX_ITER`` steps, gets its own
         factorisation, which is kept instead."""
+        if rhs.ndim == 1:
+            return self._vector(rhs, variance).vector()
         key = variance.tobytes()
-        if rhs.ndim == 1:  # a fit's gradient after its χ² at the same point: the same solve
-            memo = (key, rhs.tobytes())
-            if self._last_solve is not None and self._last_solve[0] == memo:
-                return self._last_solve[1]
-            out = self._solve(rhs, variance, key)
-            self._last_solve = (memo, out)
-            return out
-        return self._solve(rhs, variance, key)
-
-    def _solve(self, rhs: FloatArray, variance: FloatArray, key: bytes) -> FloatArray:
         if self._factored is not None and self._factored[0] != key:
             refined = self._refine_columns(rhs, variance)
             if refined is not None:
                 return refined
+        kept = self._state(variance, key)
+        if kept is None:
+            return plain_solve(self.syst, rhs, variance)
+        x = rhs * kept.inv[:, None]
+        if kept.b is None:
+            return np.asarray(x, dtype=np.float64)
+        z = kept.capacitance_solve(kept.bt @ x)
+        return np.asarray(x - (kept.b @ z) * kept.inv[:, None], dtype=np.float64)
+
+    def quadratic(self, rhs: FloatArray, variance: FloatArray) -> float:
+        """rhsᵀ (D + Sₖ)⁻¹ rhs = rhsᵀD⁻¹rhs − yᵀC⁻¹y (y = BᵀD⁻¹rhs): the capacitance
+        solution alone, no K-vector (a fit's χ²; its gradient at the same point then takes the
+        K-vector from the same solve, ``solve``)."""
+        return self._vector(rhs, variance).quadratic
+
+    def _vector(self, rhs: FloatArray, variance: FloatArray) -> _VectorSolve:
+        """The solve of a vector, memoised for the last (rhs, variance)."""
+        key = variance.tobytes()
+        memo = (key, rhs.tobytes())
+        if self._last_solve is not None and self._last_solve[0] == memo:
+            return self._last_solve[1]
+        out = None
+        if self._factored is not None and self._factored[0] != key:
+            out = self._refine(rhs, variance)
+        if out is None:
+            kept = self._state(variance, key)
+            if kept is None:
+                out = _VectorSolve(rhs, plain_solve(self.syst, rhs, variance))
+            else:
+                x = rhs * kept.inv
+                if kept.b is None:
+                    out = _VectorSolve(rhs, x)
+                else:
+                    y = kept.bt @ x
+                    out = _VectorSolve(rhs, x, y, kept.capacitance_solve(y), kept.b, kept.inv)
+        self._last_solve = (memo, out)
+        return out
+
+    def _state(self, variance: FloatArray, key: bytes) -> _Kept | None:
+        """The kept factorisation, made at ``variance`` first if it is another's."""
         if self._factored is None or self._factored[0] != key:
             self._factored = (key, self._factor(variance))
-        state = self._factored[1]
-        if state is None:
-            return plain_solve(self.syst, rhs, variance)
-        inv, b, factor, _, bt = state
-        scale = inv if rhs.ndim == 1 else inv[:, None]
-        x = rhs * scale
-        if b is None:
-            return np.asarray(x, dtype=np.float64)
-        z = lapack.dpotrs(factor, bt @ x, lower=1)[0]
-        return np.asarray(x - (b @ z) * scale, dtype=np.float64)
+        return self._factored[1]
 
     def _refine_columns(self, rhs: FloatArray, variance: FloatArray) -> FloatArray | None:
         """``_refine`` for a vector, or column by column for up to ``CG_MAX_COLUMNS`` (a
@@ -205,11 +198,11 @@ class LowRankCNPCovariance(CNPCovariance):
             col = self._refine(np.ascontiguousarray(rhs[:, j]), variance)
             if col is None:
                 return None
-            out[:, j], bound = col, max(bound, self.last_bound)
+            out[:, j], bound = col.vector(), max(bound, self.last_bound)
         self.last_bound = bound
         return out
 
-    def _refine(self, rhs: FloatArray, variance: FloatArray) -> FloatArray | None:
+    def _refine(self, rhs: FloatArray, variance: FloatArray) -> _VectorSolve | None:
         """(D + Sₖ)⁻¹ rhs by preconditioned CG on the capacitance system C z = y (C = I + Bᵀ
         D⁻¹ B, y = Bᵀ D⁻¹ rhs, never formed: two K×k products per step) with the kept
         factorisation C₀ at another variance as preconditioner; None where it does not apply
@@ -220,23 +213,31 @@ class LowRankCNPCovariance(CNPCovariance):
         z = 0 keeps zᵀρ at rounding level: ρ is orthogonal to the directions z is made of);
         CG stops when that is ≤ ``rtol``/2 × the quadratic form (and ‖ρ‖ ≤ ``CG_RESIDUAL``
         ‖y‖, for the solution itself), and ``last_bound`` adds it
-        (relative) to the truncation's. C₀⁻¹C has its eigenvalues within [min, max] of v₀/v:
-        near the kept point CG settles in 2–3 steps."""
+        (relative) to the truncation's.
+
+        Preconditioner: C at the kept variance scaled by the scalar that best matches this one,
+        P = I + M₀/a (M₀ = Bᵀ D₀⁻¹ B, a = √(min · max) of v/v₀): diagonal in the basis of M₀'s
+        eigenvectors, where CG runs (``_Kept``; norms and inner products are the same). P⁻¹C has its eigenvalues within [min(1, min a v₀/v), max(1, max a v₀/v)]:
+        a fit's steps mostly rescale the variance (the normalisation), which P absorbs; near
+        the kept point CG settles in 2–3 steps."""
         assert self._factored is not None
-        state = self._factored[1]
-        if state is None or state[1] is None:
+        kept = self._factored[1]
+        if kept is None or kept.b is None:
             return None
-        _, b, _, c0_inv, bt = state
+        b, bt = kept.b, kept.bt
         k = self.rank_for(float(variance.min()))
         if k is None or k != b.shape[1]:
             return None
         inv = 1.0 / variance
+        ratio = kept.inv / inv  # v / v₀
+        scale = float(np.sqrt(ratio.min() * ratio.max()))
+        precondition = kept.preconditioner(scale)
         x = rhs * inv
         y = bt @ x
         quad0 = float(rhs @ x)
         z = np.zeros_like(y)
         res = y.copy()
-        pre = c0_inv @ res
+        pre = res * precondition
         direction = pre.copy()
         rho_pre = float(res @ pre)
         y2 = float(y @ y)
@@ -249,12 +250,12 @@ class LowRankCNPCovariance(CNPCovariance):
                 self.last_bound = self.bound(self._dropped(k), float(variance.min()))
                 self.last_bound += error / quad if quad > 0 else 0.0  # (a zero column)
                 self.last_rank = k
-                return np.asarray(x - (b @ z) * inv, dtype=np.float64)
+                return _VectorSolve(rhs, x, y, z, b, inv)
             q = direction + bt @ (inv * (b @ direction))
             step = rho_pre / float(direction @ q)
-            z += step * direction
-            res -= step * q
-            pre = c0_inv @ res
+            blas.daxpy(direction, z, a=step)  # z += step · direction, in place
+            blas.daxpy(q, res, a=-step)
+            pre = res * precondition
             rho_new = float(res @ pre)
             direction = pre + (rho_new / rho_pre) * direction
             rho_pre = rho_new
@@ -262,11 +263,12 @@ class LowRankCNPCovariance(CNPCovariance):
 
     def _dropped(self, k: int) -> float:
         """ε: the largest |λ| of the components not kept."""
-        return float(np.abs(self._eig[k:]).max()) if k < self._eig.size else 0.0
+        if k not in self._dropped_of:
+            self._dropped_of[k] = float(np.abs(self._eig[k:]).max()) if k < self._eig.size else 0.0
+        return self._dropped_of[k]
 
-    def _factor(self, variance: FloatArray) -> tuple[Any, ...] | None:
-        """(D⁻¹, B, Cholesky factor of C₀ = I + Bᵀ D⁻¹ B, C₀⁻¹, Bᵀ) at this variance (C₀⁻¹ and
-        a contiguous Bᵀ for ``_refine``'s products), None for the plain Cholesky
+    def _factor(self, variance: FloatArray) -> _Kept | None:
+        """The capacitance system at this variance (``_Kept``), None for the plain Cholesky
         (``rank_for``); sets ``last_bound`` and ``last_rank``."""
         k = self.rank_for(float(variance.min()))
         if k is None:
@@ -278,15 +280,60 @@ class LowRankCNPCovariance(CNPCovariance):
         assert self._basis is not None
         inv = 1.0 / variance
         if k == 0:
-            return inv, None, None, None, None
+            return _Kept(inv, None)
         b = self._basis[:, :k]
         w = b * np.sqrt(inv)[:, None]
-        m = blas.dsyrk(1.0, w, trans=1, lower=1)  # Bᵀ D⁻¹ B, lower triangle: K k² flops
-        m.flat[:: k + 1] += 1.0
-        factor, info = lapack.dpotrf(m, lower=1, clean=1, overwrite_a=1)
-        if info != 0:  # I + BᵀD⁻¹B ≥ I: only NaN/inf input gets here
-            msg = f"Woodbury capacitance matrix is not positive definite (LAPACK info {info})"
+        m = blas.dsyrk(1.0, w, trans=1, lower=1)  # M = Bᵀ D⁻¹ B, lower triangle: K k² flops
+        lam, q, info = lapack.dsyevd(m, lower=1)
+        if info != 0 or not np.isfinite(lam).all():  # M ≥ 0: only NaN/inf input gets here
+            msg = f"Woodbury capacitance matrix has no eigen-decomposition (LAPACK info {info})"
             raise ValueError(msg)
-        c0_inv, info = lapack.dpotri(factor, lower=1)
-        c0_inv = np.tril(c0_inv) + np.tril(c0_inv, -1).T
-        return inv, b, factor, c0_inv, np.ascontiguousarray(b.T)
+        return _Kept(inv, np.ascontiguousarray(b @ q), np.clip(lam, 0.0, None))
+
+
+class _Kept:
+    """The kept capacitance system at a variance v₀: D₀⁻¹, and B rotated to the eigenvectors
+    of M₀ = Bᵀ D₀⁻¹ B = Q Λ Qᵀ, B̃ = B Q (with a contiguous B̃ᵀ). Sₖ = B̃ B̃ᵀ is the same, and
+    the capacitance matrix at v₀ is diagonal, I + Λ (none when no component is kept)."""
+
+    def __init__(
+        self, inv: FloatArray, b: FloatArray | None, lam: FloatArray | None = None
+    ) -> None:
+        self.inv, self.b, self.lam = inv, b, lam
+        self.bt = None if b is None else b.T
+
+    def preconditioner(self, scale: float = 1.0) -> FloatArray:
+        """The diagonal of (I + Λ/scale)⁻¹: C₀⁻¹ at scale 1, and at ``scale`` the inverse
+        capacitance matrix of the variance scale·v₀ exactly (in the rotated basis)."""
+        assert self.lam is not None
+        return 1.0 / (1.0 + self.lam / scale)
+
+    def capacitance_solve(self, y: FloatArray) -> FloatArray:
+        """C₀⁻¹ y, y (k,) or (k, m)."""
+        d = self.preconditioner()
+        return np.asarray(y * (d if y.ndim == 1 else d[:, None]), dtype=np.float64)
+
+
+class _VectorSolve:
+    """(D + Sₖ)⁻¹ rhs for a vector as x − B z D⁻¹ (x = D⁻¹rhs, y = Bᵀx, z = C⁻¹y; or the
+    solution itself as ``x`` where there is no B): its quadratic form rhsᵀx − yᵀz, and the
+    K-vector made only when asked for (``vector``)."""
+
+    def __init__(
+        self,
+        rhs: FloatArray,
+        x: FloatArray,
+        y: FloatArray | None = None,
+        z: FloatArray | None = None,
+        b: FloatArray | None = None,
+        inv: FloatArray | None = None,
+    ) -> None:
+        self.quadratic = float(rhs @ x) - (float(y @ z) if y is not None and z is not None else 0.0)
+        self._parts = (x, z, b, inv)
+        self._vector: FloatArray | None = None
+
+    def vector(self) -> FloatArray:
+        if self._vector is None:
+            x, z, b, inv = self._parts
+            self._vector = x if z is None else np.asarray(x - (b @ z) * inv, dtype=np.float64)
+        return self._vector

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
 from torch import nn
 
 from ..errors import ConfigError
@@ -258,6 +259,13 @@ class FastSurrogate:
 
         return evaluate
 
+    def float64_rows(self) -> Any:
+        """``float64`` as a numpy function of (B, n_in) arrays for a plain chain on the CPU
+        (``_AddmmChain.numpy_float64``: less per-call overhead on a fit's few rows), else None."""
+        if isinstance(self._fn, _AddmmChain) and self.device.type == "cpu":
+            return self._fn.numpy_float64()
+        return None
+
     def float64_jacobian(self) -> Any:
         """The float64 network with its Jacobian: a callable tensor x (B, n_in) float64 →
         (counts (B, K), ∂counts/∂x (B, K, n_in)), both float64 on ``self.device``.
@@ -403,6 +411,33 @@ class _AddmmChain:
         twin._buffers, twin.max_buffered = {}, 0
         return twin
 
+    def numpy_float64(self) -> Any:
+        """The chain as a numpy float64 function of (B, n_in) arrays, or None where a layer has
+        no numpy form here (only Linear, ReLU, SiLU, Tanh). For a fit's one-row calls: numpy's
+        per-op overhead is ~1 µs against torch's ~3–5 µs (the Daya Bay nuisance network,
+        6 ops: 44 µs instead of 56 µs)."""
+        layers: list[Any] = []
+        for kind, a, b in self.ops:
+            if kind == "linear":
+                layers.append(
+                    (a.detach().double().cpu().numpy(), b.detach().double().cpu().numpy())
+                )
+            elif kind == "relu":
+                layers.append(_numpy_relu)
+            elif isinstance(a, nn.SiLU):
+                layers.append(_numpy_silu)
+            elif isinstance(a, nn.Tanh):
+                layers.append(np.tanh)
+            else:
+                return None
+
+        def f(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            for layer in layers:
+                x = x @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(x)
+            return x
+
+        return f
+
     def functional(self) -> Any:
         """The same layers as a pure function (no in-place activations, no output buffers):
         what ``torch.func`` transforms (``FastSurrogate.float64_jacobian``) need."""
@@ -466,6 +501,15 @@ class _AddmmChain:
             else:
                 x = a(x)
         return x
+
+
+def _numpy_silu(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    out: NDArray[np.float64] = x * expit(x)
+    return out
+
+
+def _numpy_relu(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.maximum(x, 0.0)
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:

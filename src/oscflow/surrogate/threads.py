@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from ..stats.blas_threads import one_blas_thread
 from .model import FastSurrogate
 
 SMALL_BATCH = 64
@@ -24,10 +25,15 @@ def float64_evaluator(
     surrogate: FastSurrogate,
 ) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """The surrogate's network in float64 (``FastSurrogate.float64``) on numpy arrays:
-    x (B, n_in) float64 → counts (B, K) float64, with one torch thread for small batches."""
+    x (B, n_in) float64 → counts (B, K) float64, with one torch thread for small batches (or,
+    for a plain chain, numpy on one BLAS thread: ``FastSurrogate.float64_rows``)."""
     fn = surrogate.float64()
+    rows = surrogate.float64_rows()
 
     def evaluate(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        if rows is not None and len(x) <= SMALL_BATCH:
+            with one_blas_thread():
+                return np.asarray(rows(np.asarray(x, dtype=np.float64)), dtype=np.float64)
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
         if surrogate.device.type != "cpu":
             t = t.to(surrogate.device)

@@ -113,6 +113,12 @@ class Combination:
         kinds = [n.combine for n in self.nuisances]
         self.norm = kinds.index("norm") if "norm" in kinds else None
         self.exp = np.flatnonzero([k == "exp" for k in kinds])
+        # their columns (after N0): a slice where they are contiguous (a view, not a copy)
+        cols = 1 + self.exp
+        contiguous = cols.size and (np.diff(cols) == 1).all()
+        self._exp_cols: slice | NDArray[np.intp] = (
+            slice(int(cols[0]), int(cols[-1]) + 1) if contiguous else cols
+        )
 
     @property
     def size(self) -> int:
@@ -128,11 +134,10 @@ class Combination:
             )
             raise ValueError(msg)
         g = x[:, self.norm, None] if self.norm is not None else np.ones((len(x), 1))
-        d_exp = d[:, 1 + self.exp]  # (B, m, K)
+        d_exp = d[:, self._exp_cols]  # (B, m, K)
         a = d_exp.sum(axis=1)  # the part the scales act on, at F = 0
-        z = np.einsum("bm,bmk->bk", x[:, self.exp], d_exp)  # Σ F_i D_i
-        safe = np.where(a != 0.0, a, 1.0)
-        r = np.where(a != 0.0, z / safe, 0.0)  # Σ w_i F_i, w_i = D_i / A
+        z = np.matmul(x[:, None, self.exp], d_exp)[:, 0]  # Σ F_i D_i
+        r = np.divide(z, a, out=np.zeros_like(z), where=a != 0.0)  # Σ w_i F_i, w_i = D_i / A
         return _Parts(d, x, g, a, r, np.exp(r))
 
     def __call__(self, cols: ArrayLike, values: ArrayLike) -> NDArray[np.float64]:
@@ -146,7 +151,7 @@ class Combination:
         """∂N/∂η (B, K, n), analytic: ∂N/∂F_i = g e^{Σ w F} D_i, ∂N/∂g = D_g + A(e^{Σ w F} − 1)."""
         p = self._parts(cols, values)
         jac = np.zeros((len(p.d), p.d.shape[2], self.size))
-        jac[:, :, self.exp] = np.moveaxis(p.d[:, 1 + self.exp], 1, 2) * (p.g * p.e)[:, :, None]
+        jac[:, :, self.exp] = np.moveaxis(p.d[:, self._exp_cols], 1, 2) * (p.g * p.e)[:, :, None]
         if self.norm is not None:
             jac[:, :, self.norm] = p.d[:, 1 + self.norm] + p.a * np.expm1(p.r)
         return jac
@@ -156,8 +161,8 @@ class Combination:
         θ of whatever predicts them (a surrogate's autograd): the chain rule through N."""
         p = self._parts(cols, values)
         dd = np.asarray(dcols, dtype=np.float64)
-        d_a = dd[:, 1 + self.exp].sum(axis=1)  # (B, K, q)
-        d_z = np.einsum("bm,bmkq->bkq", p.x[:, self.exp], dd[:, 1 + self.exp])
+        d_a = dd[:, self._exp_cols].sum(axis=1)  # (B, K, q)
+        d_z = np.einsum("bm,bmkq->bkq", p.x[:, self.exp], dd[:, self._exp_cols])
         # f = A (e^r − 1), r = z / A:  df = dA (e^r − 1 − r e^r) + e^r dz
         df = d_a * (np.expm1(p.r) - p.r * p.e)[:, :, None] + p.e[:, :, None] * d_z
         out = dd[:, 0] + p.g[:, :, None] * df

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import OscflowError
+from ...stats.blas_threads import one_blas_thread
+from ...stats.likelihood import total_function
 from .derivatives import cost_derivatives
 from .model import FitModel
 
@@ -93,12 +95,14 @@ class FitOutcome:
 
 
 def cost_function(model: FitModel, data: NDArray[np.float64], statistic: str) -> Any:
-    """x (P,) → statistic(data, expected(x)) + pulls(x)."""
-    terms = model.terms(statistic)
+    """x (P,) → statistic(data, expected(x)) + pulls(x), on one BLAS thread (a fit's products
+    are a few hundred rows: ``stats.blas_threads``; once per evaluation, not per product)."""
+    total = total_function(model.terms(statistic))
     data = np.asarray(data, dtype=np.float64)
 
     def cost(x: NDArray[np.float64]) -> float:
-        return float(terms(data, model.expected(x)).sum() + model.pulls(x))
+        with one_blas_thread():
+            return float(total(data, model.expected(x)) + model.pulls(x))
 
     return cost
 

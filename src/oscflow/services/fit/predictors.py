@@ -53,25 +53,22 @@ class SurrogatePredictor:
     def ranges(self) -> dict[str, tuple[float, float]]:
         return self.surrogate.ranges()
 
+    def _inputs(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """(B, n_inputs) in the order of ``inputs``: the points' values, else the fixed ones."""
+        x = np.empty((max(np.size(v) for v in points.values()), len(self.inputs)))
+        for j, k in enumerate(self.inputs):
+            x[:, j] = points.get(k, self._fixed.get(k))  # a scalar or (B,): numpy broadcasts
+        return x
+
     def reactors(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
-        size = max(np.size(v) for v in points.values())
-        cols = [
-            np.broadcast_to(np.asarray(points.get(k, self._fixed.get(k)), dtype=np.float64), size)
-            for k in self.inputs
-        ]
-        return self.surrogate.predict_float64(np.stack(cols, axis=1), self.exposure)
+        return self.surrogate.predict_float64(self._inputs(points), self.exposure)
 
     def reactors_and_jacobian(
         self, points: Mapping[str, NDArray[np.float64]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Counts (B, K) and ∂counts/∂input (B, K, n_inputs, order of ``inputs``): the
         network's own derivative (torch autograd, float64), not finite differences."""
-        size = max(np.size(v) for v in points.values())
-        cols = [
-            np.broadcast_to(np.asarray(points.get(k, self._fixed.get(k)), dtype=np.float64), size)
-            for k in self.inputs
-        ]
-        return self.surrogate.predict_float64_and_jacobian(np.stack(cols, axis=1), self.exposure)
+        return self.surrogate.predict_float64_and_jacobian(self._inputs(points), self.exposure)
 
     def info(self) -> dict[str, Any]:
         return self.surrogate.info()
@@ -113,11 +110,13 @@ class CombinedSurrogatePredictor:
         self, points: Mapping[str, NDArray[np.float64]]
     ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64]]:
         size = max(np.size(v) for v in points.values())
-        theta = {k: v for k, v in points.items() if k not in self.nuisances}
-        eta = np.tile(self._nominal, (size, 1))
+        theta = {k: points[k] for k in self.inner.inputs if k in points}
+        eta = np.empty((size, len(self.nuisances)))
+        eta[:] = self._nominal
         for j, n in enumerate(self.nuisances):
-            if n in points:
-                eta[:, j] = points[n]  # a scalar or (size,): numpy broadcasts the assignment
+            v = points.get(n)
+            if v is not None:
+                eta[:, j] = v  # a scalar or (size,): numpy broadcasts the assignment
         if not theta:  # every input at the surrogate's fixed values
             theta = {k: np.full(size, v) for k, v in self.inner._fixed.items()}
         return theta, eta
