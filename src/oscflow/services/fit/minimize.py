@@ -168,6 +168,34 @@ def at_training_range_edge(model: FitModel, values: NDArray[np.float64]) -> NDAr
     return np.asarray(training_range_edges(model, values).any(axis=1))
 
 
+def _migrad_hesse(
+    m: Any, kind: str, exact: bool, ncall: int | None, retry: bool, minos: bool
+) -> dict[str, tuple[float, float]]:
+    """MIGRAD, HESSE (twice for a surrogate with numerical derivatives), one careful retry,
+    MINOS on request: its errors."""
+    m.migrad(ncall=ncall)
+    if m.valid:
+        m.hesse()
+        if kind == "surrogate" and not exact:
+            # A ReLU network is piecewise linear in its inputs: a first HESSE can straddle a
+            # kink and return errors ~10× too small (~1 % of toy fits); a second, careful
+            # HESSE from the steps the first one refined gave the right errors in every case.
+            # (Exact derivatives have no steps to refine: their HESSE is final.)
+            m.strategy = 2
+            m.hesse()
+    if retry and not (m.valid and m.fmin.has_accurate_covar) and not m.fmin.has_reached_call_limit:
+        # One more MIGRAD from where it stopped with the most careful strategy (full Hessian
+        # at every step), then HESSE: recovers fits that stopped on a rough (surrogate) surface.
+        m.strategy = 2
+        m.migrad(ncall=ncall)
+        if m.valid:
+            m.hesse()
+    if minos and m.valid:
+        m.minos()
+        return {k: (float(v.lower), float(v.upper)) for k, v in m.merrors.items()}
+    return {}
+
+
 def minimize(
     model: FitModel,
     data: NDArray[np.float64],
@@ -212,29 +240,11 @@ def minimize(
     m.strategy = strategy
     m.tol = tolerance
     # Surrogates are evaluated in float64 for fits (registry/reactors.py): Minuit's default
-    # double-precision assumption holds for every predictor.
-    m.migrad(ncall=ncall)
-    if m.valid:
-        m.hesse()
-        if model.predictor.kind == "surrogate" and exact is None:
-            # A ReLU network is piecewise linear in its inputs: a first HESSE can straddle a
-            # kink and return errors ~10× too small (~1 % of toy fits); a second, careful
-            # HESSE from the steps the first one refined gave the right errors in every case.
-            # (Exact derivatives have no steps to refine: their HESSE is final.)
-            m.strategy = 2
-            m.hesse()
-    if retry and not (m.valid and m.fmin.has_accurate_covar) and not m.fmin.has_reached_call_limit:
-        # One more MIGRAD from where it stopped with the most careful strategy (full Hessian
-        # at every step), then HESSE: recovers fits that stopped on a rough (surrogate) surface.
-        m.strategy = 2
-        m.migrad(ncall=ncall)
-        if m.valid:
-            m.hesse()
-    merrors: dict[str, tuple[float, float]] = {}
+    # double-precision assumption holds for every predictor. One BLAS thread for the whole fit
+    # (the cost's own block is then free: no thread switching per evaluation).
+    with one_blas_thread():
+        merrors = _migrad_hesse(m, model.predictor.kind, exact is not None, ncall, retry, minos)
     free = tuple(p.name for p in model.parameters if not p.fixed)
-    if minos and m.valid:
-        m.minos()
-        merrors = {k: (float(v.lower), float(v.upper)) for k, v in m.merrors.items()}
     fmin = m.fmin
     values = np.array(m.values, dtype=np.float64)
     edges = training_range_edges(model, values[None, :])[0]

@@ -36,6 +36,11 @@ class ReactorPredictor(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+def batch_size(points: Mapping[str, Any]) -> int:
+    """The number of points in a mapping of scalars and (B,) arrays."""
+    return max(v.size if isinstance(v, np.ndarray) else int(np.size(v)) for v in points.values())
+
+
 class SurrogatePredictor:
     """A registered surrogate (``registry.reactors.SurrogateReactors``) at a fixed exposure."""
 
@@ -55,7 +60,7 @@ class SurrogatePredictor:
 
     def _inputs(self, points: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         """(B, n_inputs) in the order of ``inputs``: the points' values, else the fixed ones."""
-        x = np.empty((max(np.size(v) for v in points.values()), len(self.inputs)))
+        x = np.empty((batch_size(points), len(self.inputs)))
         for j, k in enumerate(self.inputs):
             x[:, j] = points.get(k, self._fixed.get(k))  # a scalar or (B,): numpy broadcasts
         return x
@@ -109,7 +114,7 @@ class CombinedSurrogatePredictor:
     def _split(
         self, points: Mapping[str, NDArray[np.float64]]
     ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64]]:
-        size = max(np.size(v) for v in points.values())
+        size = batch_size(points)
         theta = {k: points[k] for k in self.inner.inputs if k in points}
         eta = np.empty((size, len(self.nuisances)))
         eta[:] = self._nominal
