@@ -111,6 +111,11 @@ def _assert_clean_error(command: str, code: int, out: str, err: str, *names: str
         ("experiment.response_fine_bins=inf", "experiment.response_fine_bins", "finite"),
         ("experiment.oscillation.density=1e300", "experiment.oscillation.density", "[0, 20]"),
         ("experiment.backgrounds.accidentals.shape_params.slope=abc", "slope", "not a number"),
+        (
+            "experiment.backgrounds.geoneutrinos.shape_params.th_u_mass_ratio=-1",
+            "ratio",
+            "[0, 1000]",
+        ),
         ("experiment.parameters.dm2_21.bounds.1=abc", "bounds", "not a number"),
         ("mc.seed=-1", "mc.seed", "[0, 4294967295]"),
         ("mc.n_pairs=1.5", "mc.n_pairs", "would be truncated"),

@@ -25,7 +25,7 @@ the exact gradient and Hessian of its cost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -163,11 +163,13 @@ class Totalled(Protocol):
         ...
 
 
-def total_function(terms: TermsFn) -> Callable[[ArrayLike, ArrayLike], float]:
-    """F(n, μ) of one spectrum: the statistic's ``total`` (``Totalled``), else its terms' sum."""
+def total_function(terms: object) -> Callable[[ArrayLike, ArrayLike], float]:
+    """F(n, μ) of one spectrum: the statistic's ``total`` (``Totalled``), else the sum of its
+    per-bin terms (``terms``: a ``TermsFn``)."""
     if isinstance(terms, Totalled):
         return terms.total
-    return lambda data, expected: float(terms(data, expected).sum())
+    per_bin = cast(TermsFn, terms)
+    return lambda data, expected: float(per_bin(data, expected).sum())
 
 
 def differentiable(name: str, terms: object) -> Differentiable | None:

@@ -146,8 +146,6 @@ class LowRankCNPCovariance(CNPCovariance):
         if kept is None:
             return plain_solve(self.syst, rhs, variance)
         x = rhs * kept.inv[:, None]
-        if kept.b is None:
-            return np.asarray(x, dtype=np.float64)
         z = kept.capacitance_solve(kept.bt @ x)
         return np.asarray(x - (kept.b @ z) * kept.inv[:, None], dtype=np.float64)
 
@@ -169,14 +167,12 @@ class LowRankCNPCovariance(CNPCovariance):
         if out is None:
             kept = self._state(variance, key)
             if kept is None:
-                out = _VectorSolve(rhs, plain_solve(self.syst, rhs, variance))
+                solution = plain_solve(self.syst, rhs, variance)
+                out = _VectorSolve(float(rhs @ solution), lambda: solution)
             else:
                 x = rhs * kept.inv
-                if kept.b is None:
-                    out = _VectorSolve(rhs, x)
-                else:
-                    y = kept.bt @ x
-                    out = _VectorSolve(rhs, x, y, kept.capacitance_solve(y), kept.b, kept.inv)
+                y = kept.bt @ x
+                out = _woodbury(rhs, x, y, kept.capacitance_solve(y), kept.b, kept.inv)
         self._last_solve = (memo, out)
         return out
 
@@ -187,10 +183,8 @@ class LowRankCNPCovariance(CNPCovariance):
         return self._factored[1]
 
     def _refine_columns(self, rhs: FloatArray, variance: FloatArray) -> FloatArray | None:
-        """``_refine`` for a vector, or column by column for up to ``CG_MAX_COLUMNS`` (a
-        fit's curvature with few parameters); None where any column needs a factorisation."""
-        if rhs.ndim == 1:
-            return self._refine(rhs, variance)
+        """``_refine`` column by column for up to ``CG_MAX_COLUMNS`` (a fit's curvature with
+        few parameters); None where any column needs a factorisation."""
         if rhs.shape[1] > CG_MAX_COLUMNS:
             return None
         bound, out = 0.0, np.empty_like(rhs, dtype=np.float64)
@@ -222,7 +216,7 @@ class LowRankCNPCovariance(CNPCovariance):
         the kept point CG settles in 2–3 steps."""
         assert self._factored is not None
         kept = self._factored[1]
-        if kept is None or kept.b is None:
+        if kept is None or kept.lam.size == 0:
             return None
         b, bt = kept.b, kept.bt
         k = self.rank_for(float(variance.min()))
@@ -250,7 +244,7 @@ class LowRankCNPCovariance(CNPCovariance):
                 self.last_bound = self.bound(self._dropped(k), float(variance.min()))
                 self.last_bound += error / quad if quad > 0 else 0.0  # (a zero column)
                 self.last_rank = k
-                return _VectorSolve(rhs, x, y, z, b, inv)
+                return _woodbury(rhs, x, y, z, b, inv)
             q = direction + bt @ (inv * (b @ direction))
             step = rho_pre / float(direction @ q)
             blas.daxpy(direction, z, a=step)  # z += step · direction, in place
@@ -279,8 +273,8 @@ class LowRankCNPCovariance(CNPCovariance):
         self.n_factorised += 1
         assert self._basis is not None
         inv = 1.0 / variance
-        if k == 0:
-            return _Kept(inv, None)
+        if k == 0:  # an empty basis: (D + 0)⁻¹ through the same formulas
+            return _Kept(inv, np.zeros((variance.size, 0)), np.zeros(0))
         b = self._basis[:, :k]
         w = b * np.sqrt(inv)[:, None]
         m = blas.dsyrk(1.0, w, trans=1, lower=1)  # M = Bᵀ D⁻¹ B, lower triangle: K k² flops
@@ -293,20 +287,18 @@ class LowRankCNPCovariance(CNPCovariance):
 
 class _Kept:
     """The kept capacitance system at a variance v₀: D₀⁻¹, and B rotated to the eigenvectors
-    of M₀ = Bᵀ D₀⁻¹ B = Q Λ Qᵀ, B̃ = B Q (with a contiguous B̃ᵀ). Sₖ = B̃ B̃ᵀ is the same, and
-    the capacitance matrix at v₀ is diagonal, I + Λ (none when no component is kept)."""
+    of M₀ = Bᵀ D₀⁻¹ B = Q Λ Qᵀ, B̃ = B Q (and B̃ᵀ, a view). Sₖ = B̃ B̃ᵀ is the same, and the
+    capacitance matrix at v₀ is diagonal, I + Λ (k = 0: an empty basis)."""
 
-    def __init__(
-        self, inv: FloatArray, b: FloatArray | None, lam: FloatArray | None = None
-    ) -> None:
+    def __init__(self, inv: FloatArray, b: FloatArray, lam: FloatArray) -> None:
         self.inv, self.b, self.lam = inv, b, lam
-        self.bt = None if b is None else b.T
+        self.bt = b.T  # one copy of B̃ in the cache, not two
 
     def preconditioner(self, scale: float = 1.0) -> FloatArray:
         """The diagonal of (I + Λ/scale)⁻¹: C₀⁻¹ at scale 1, and at ``scale`` the inverse
         capacitance matrix of the variance scale·v₀ exactly (in the rotated basis)."""
-        assert self.lam is not None
-        return 1.0 / (1.0 + self.lam / scale)
+        out: FloatArray = 1.0 / (1.0 + self.lam / scale)
+        return out
 
     def capacitance_solve(self, y: FloatArray) -> FloatArray:
         """C₀⁻¹ y, y (k,) or (k, m)."""
@@ -315,25 +307,24 @@ class _Kept:
 
 
 class _VectorSolve:
-    """(D + Sₖ)⁻¹ rhs for a vector as x − B z D⁻¹ (x = D⁻¹rhs, y = Bᵀx, z = C⁻¹y; or the
-    solution itself as ``x`` where there is no B): its quadratic form rhsᵀx − yᵀz, and the
-    K-vector made only when asked for (``vector``)."""
+    """(D + Sₖ)⁻¹ rhs for a vector: its quadratic form rhsᵀ(D + Sₖ)⁻¹rhs, and the K-vector
+    made only when asked for (``vector``)."""
 
-    def __init__(
-        self,
-        rhs: FloatArray,
-        x: FloatArray,
-        y: FloatArray | None = None,
-        z: FloatArray | None = None,
-        b: FloatArray | None = None,
-        inv: FloatArray | None = None,
-    ) -> None:
-        self.quadratic = float(rhs @ x) - (float(y @ z) if y is not None and z is not None else 0.0)
-        self._parts = (x, z, b, inv)
+    def __init__(self, quadratic: float, make_vector: Callable[[], FloatArray]) -> None:
+        self.quadratic = quadratic
+        self._make = make_vector
         self._vector: FloatArray | None = None
 
     def vector(self) -> FloatArray:
         if self._vector is None:
-            x, z, b, inv = self._parts
-            self._vector = x if z is None else np.asarray(x - (b @ z) * inv, dtype=np.float64)
+            self._vector = self._make()
         return self._vector
+
+
+def _woodbury(
+    rhs: FloatArray, x: FloatArray, y: FloatArray, z: FloatArray, b: FloatArray, inv: FloatArray
+) -> _VectorSolve:
+    """The solve as x − B z D⁻¹ (x = D⁻¹rhs, y = Bᵀx, z = C⁻¹y): quadratic form rhsᵀx − yᵀz."""
+    return _VectorSolve(
+        float(rhs @ x) - float(y @ z), lambda: np.asarray(x - (b @ z) * inv, dtype=np.float64)
+    )

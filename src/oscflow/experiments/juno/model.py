@@ -52,6 +52,7 @@ WINDOW_FACTOR = 2.0  # binning.emax <= this × neutrino_energy_max
 SHAPE_PARAM_MAX = 1000.0  # background-shape parameters are MeV energies, widths or fractions
 SHAPE_SCALES = frozenset({"slope", "widths"})  # divide the energy: must be > 0
 SHAPE_SCALE_MIN = 1e-3  # MeV
+SHAPE_RATIOS = frozenset({"th_u_mass_ratio"})  # mass ratios (geoneutrino Th/U): must be >= 0
 REACTOR_CORRECTIONS = ("non_equilibrium", "spent_fuel")  # experiment.reactor switches
 ProgressFn = Callable[[int], None]
 
@@ -231,12 +232,15 @@ def _backgrounds(
 
 def _shape_params(cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
     """A background shape's parameters (energies in MeV, widths, fractions): finite numbers
-    or lists of them, |x| <= SHAPE_PARAM_MAX; scales (``SHAPE_SCALES``) >= SHAPE_SCALE_MIN."""
+    or lists of them, |x| <= SHAPE_PARAM_MAX; scales (``SHAPE_SCALES``) >= SHAPE_SCALE_MIN,
+    ratios (``SHAPE_RATIOS``) >= 0."""
     out: dict[str, Any] = {}
     for k, v in cfg.items():
         scale = k in SHAPE_SCALES
-        low = SHAPE_SCALE_MIN if scale else -SHAPE_PARAM_MAX
+        low = SHAPE_SCALE_MIN if scale else 0.0 if k in SHAPE_RATIOS else -SHAPE_PARAM_MAX
         why = " MeV (a scale of the shape: at least 1 keV)" if scale else ""
+        if k in SHAPE_RATIOS:
+            why = " (a mass ratio: chondritic Th/U is 3.9)"
         if isinstance(v, str) or not hasattr(v, "__len__"):
             out[k] = _number(cfg, k, path, minimum=low, maximum=SHAPE_PARAM_MAX, why=why)
         else:
