@@ -116,6 +116,11 @@ def _assert_clean_error(command: str, code: int, out: str, err: str, *names: str
             "ratio",
             "[0, 1000]",
         ),
+        (
+            "experiment.backgrounds.geoneutrinos.shape_params.th_u_mass_ratio=[1,2]",
+            "shape_params",
+            "do not fit the shape",
+        ),
         ("experiment.parameters.dm2_21.bounds.1=abc", "bounds", "not a number"),
         ("mc.seed=-1", "mc.seed", "[0, 4294967295]"),
         ("mc.n_pairs=1.5", "mc.n_pairs", "would be truncated"),

@@ -222,12 +222,32 @@ def _backgrounds(
                 ),
                 rate_uncertainty=_number(b, "rate_uncertainty", path, nonneg=True),
                 shape=str(b["shape"]),
-                shape_params=_shape_params(b.get("shape_params") or {}, f"{path}.shape_params"),
+                shape_params=_checked_shape(
+                    str(b["shape"]),
+                    _shape_params(b.get("shape_params") or {}, f"{path}.shape_params"),
+                    f"{path}.shape_params",
+                ),
                 norm_window=window,
                 resolution=detector.sigma if b.get("smear", False) else None,
             )
         )
     return tuple(out)
+
+
+def _checked_shape(shape: str, params: dict[str, Any], path: str) -> dict[str, Any]:
+    """``params`` after one evaluation of the shape on a test grid: parameters it cannot take
+    (a list for a number, lists of different lengths, a name it does not know, a value its
+    physics refuses) are a ConfigError here, not an internal error in a later job."""
+    try:
+        with np.errstate(all="ignore"):
+            SHAPES[shape](np.linspace(0.5, 12.0, 8), **params)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            path,
+            f"{params} do not fit the shape {shape!r}: {err}",
+            f"give {shape}'s parameters (physics/backgrounds.py), numbers or lists as it takes",
+        ) from None
+    return params
 
 
 def _shape_params(cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
