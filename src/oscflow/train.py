@@ -273,13 +273,14 @@ def evaluate(cfg: DictConfig, module: SurrogateModule, dm: SpectraDataModule) ->
     """Accuracy against the exact model on the test split, the fit bias in units of each
     parameter's error in a fit that profiles the detector inputs with their priors, and with ``timing`` the
     latency and throughput (``surrogate.evaluation``)."""
+    from .experiments.base import parameter_specs
     from .surrogate.accuracy import experiment_priors
     from .surrogate.evaluation import evaluate_surrogate
 
     surrogate = module.surrogate
     params, spectra = dm.split("test")
-    specs, inputs = cfg.experiment.parameters, surrogate.spec.inputs
-    sigmas = {k: float(specs[k].sigma) for k in inputs}
+    specs, inputs = parameter_specs(cfg.experiment.parameters), surrogate.spec.inputs
+    sigmas = {k: specs[k].sigma for k in inputs}
     priors = experiment_priors(specs, inputs)
     return evaluate_surrogate(surrogate, params, spectra, sigmas, bool(cfg.timing), priors)
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from ..config import bin_edges, to_container
 from ..errors import ConfigError
 from ..experiments import load_experiment
-from ..experiments.base import integer
+from ..experiments.base import finite, integer
 from ..progress import progress_bar
 from .evaluate import Evaluator, Predict, configured_scheduler, plan_workers
 from .io import build_lock, code_fingerprint, read_meta, resumable_directory, write_json
@@ -214,12 +214,13 @@ def training_box(
     face of the box it may use; the ranges the surrogate serves (meta.json ``ranges``: fit
     bounds, the val and test splits, the promotion gates) stay the unwidened ones. Within the
     parameters' bounds."""
-    margin = float(margin or 0.0)
+    fix = "give e.g. 0.05 (5 % of each range beyond both of its ends), or 0 for none"
+    margin = finite(margin or 0.0, "data.spectra.margin", fix)
     if not 0.0 <= margin <= 0.5:
         raise ConfigError(
             "data.spectra.margin",
             f"{margin:g} is not a fraction of the range's width in [0, 0.5]",
-            "give e.g. 0.05 (5 % of each range beyond both of its ends), or 0 for none",
+            fix,
         )
     out = []
     for k, (lo, hi), scale in zip(inputs, ranges, scales, strict=True):

@@ -67,6 +67,12 @@ class ParameterSpec:
     by_ordering: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
+    def prior(self) -> tuple[float, float] | None:
+        """(centre, σ) of the Gaussian prior a fit profiles this parameter with: a detector
+        parameter's nominal ± sigma; None for the others (free, or fixed)."""
+        return (self.nominal, self.sigma) if self.kind == "detector" else None
+
+    @property
     def sampling_range(self) -> tuple[float, float]:
         """nominal ± n_sigma·sigma, clipped to the physical bounds."""
         lo = self.nominal - self.n_sigma * self.sigma

@@ -145,8 +145,7 @@ class LowRankCNPCovariance(CNPCovariance):
         kept = self._state(variance, key)
         if kept is None:
             return plain_solve(self.syst, rhs, variance)
-        x = rhs * kept.inv[:, None]
-        z = kept.capacitance_solve(kept.bt @ x)
+        x, _, z = kept.parts(rhs)
         return np.asarray(x - (kept.b @ z) * kept.inv[:, None], dtype=np.float64)
 
     def quadratic(self, rhs: FloatArray, variance: FloatArray) -> float:
@@ -170,9 +169,7 @@ class LowRankCNPCovariance(CNPCovariance):
                 solution = plain_solve(self.syst, rhs, variance)
                 out = _VectorSolve(float(rhs @ solution), lambda: solution)
             else:
-                x = rhs * kept.inv
-                y = kept.bt @ x
-                out = _woodbury(rhs, x, y, kept.capacitance_solve(y), kept.b, kept.inv)
+                out = _woodbury(rhs, *kept.parts(rhs), kept.b, kept.inv)
         self._last_solve = (memo, out)
         return out
 
@@ -211,9 +208,10 @@ class LowRankCNPCovariance(CNPCovariance):
 
         Preconditioner: C at the kept variance scaled by the scalar that best matches this one,
         P = I + M₀/a (M₀ = Bᵀ D₀⁻¹ B, a = √(min · max) of v/v₀): diagonal in the basis of M₀'s
-        eigenvectors, where CG runs (``_Kept``; norms and inner products are the same). P⁻¹C has its eigenvalues within [min(1, min a v₀/v), max(1, max a v₀/v)]:
-        a fit's steps mostly rescale the variance (the normalisation), which P absorbs; near
-        the kept point CG settles in 2–3 steps."""
+        eigenvectors, where CG runs (``_Kept``; norms and inner products are the same). P⁻¹C
+        has its eigenvalues within [min(1, min a v₀/v), max(1, max a v₀/v)]: a fit's steps
+        mostly rescale the variance (the normalisation), which P absorbs; near the kept point
+        CG settles in 2–3 steps."""
         assert self._factored is not None
         kept = self._factored[1]
         if kept is None or kept.lam.size == 0:
@@ -300,10 +298,14 @@ class _Kept:
         out: FloatArray = 1.0 / (1.0 + self.lam / scale)
         return out
 
-    def capacitance_solve(self, y: FloatArray) -> FloatArray:
-        """C₀⁻¹ y, y (k,) or (k, m)."""
+    def parts(self, rhs: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """x = D₀⁻¹ rhs, y = B̃ᵀ x, z = C₀⁻¹ y for rhs (K,) or (K, m): the solve at v₀ is
+        x − B̃ z D₀⁻¹."""
+        vector = rhs.ndim == 1
+        x = rhs * (self.inv if vector else self.inv[:, None])
+        y = self.bt @ x
         d = self.preconditioner()
-        return np.asarray(y * (d if y.ndim == 1 else d[:, None]), dtype=np.float64)
+        return x, y, np.asarray(y * (d if vector else d[:, None]), dtype=np.float64)
 
 
 class _VectorSolve:

@@ -84,14 +84,10 @@ def evaluate(
 
 
 def experiment_priors(parameters: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, float]:
-    """The priors a fit puts on the inputs: each detector parameter's σ
-    (``experiment.parameters``; services/fit/model.py profiles them with these); oscillation
-    parameters are free."""
-    return {
-        k: float(parameters[k].sigma)
-        for k in inputs
-        if getattr(parameters[k], "kind", "oscillation") == "detector"
-    }
+    """The widths of the priors a fit puts on the inputs (``ParameterSpec.prior``, as the fit
+    service profiles them); inputs without one are free."""
+    priors = {k: parameters[k].prior for k in inputs}
+    return {k: float(prior[1]) for k, prior in priors.items() if prior is not None}
 
 
 def fit_bias(

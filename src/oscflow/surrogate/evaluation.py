@@ -40,7 +40,8 @@ def evaluate_surrogate(
 ) -> Evaluation:
     """Accuracy of ``surrogate`` on ``params`` → ``spectra`` (the truth: exact-model spectra),
     the fit bias in units of each input's uncertainty ``sigmas`` (float64 Jacobian, the
-    precision fits use; ``priors``: the inputs a fit constrains, ``accuracy.fit_bias``), and with ``timing`` its latency and throughput here
+    precision fits use; ``priors``: the inputs a fit constrains, ``accuracy.fit_bias``), and
+    with ``timing`` its latency and throughput here
     (``FastSurrogate.timing``)."""
     fast = FastSurrogate(surrogate.cpu().eval())
     metrics, preds = evaluate(fast.predict, params, spectra)

@@ -302,14 +302,13 @@ def build_parameters(
     for name in inputs:
         spec = specs[name]
         lo, hi = ranges[name]
+        prior = spec.prior
         if spec.kind == "detector":
             start = float(start_cfg.get(name, spec.nominal))
             fixed = not bool(nuis.detector.free)
-            prior = (spec.nominal, spec.sigma)
         else:
             start = float(start_cfg.get(name, params_cfg.get(name, spec.nominal)))
             fixed = name not in free
-            prior = None
         if name in priors_cfg:
             prior = _prior(priors_cfg[name], f"priors.{name}")
         if not lo <= start <= hi:
