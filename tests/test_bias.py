@@ -38,6 +38,25 @@ def test_a_deviation_orthogonal_to_the_jacobian_shifts_nothing() -> None:
     assert np.abs(shift_in_sigma(jac, mu, d - proj)).max() < 1e-10
 
 
+@pytest.mark.parametrize("priors", [None, np.array([np.inf, 0.05, 0.3])])
+def test_the_pearson_chi2_of_the_deviation_bounds_every_shift_and_is_attained(priors) -> None:
+    """|Δθ_p|/σ_p ≤ √(Σ δ²/μ) for any δ, free or with priors (what makes ``loss=pearson``
+    bound the fit-bias gate), with equality for δ ∝ J F⁻¹ e_p when no parameter has a prior."""
+    rng = np.random.default_rng(3)
+    jac = rng.normal(size=(40, 3))
+    mu = rng.uniform(50, 500, size=40)
+    for _ in range(200):
+        d = rng.normal(size=40) * rng.uniform(0.1, 3.0, size=40)
+        bound = np.sqrt(np.sum(d**2 / mu))
+        assert np.abs(shift_in_sigma(jac, mu, d, priors)).max() <= bound * (1 + 1e-12)
+    if priors is None:
+        cov = np.linalg.inv(jac.T @ (jac / mu[:, None]))
+        for p in range(3):
+            d = 0.7 * jac @ cov[:, p]
+            got = abs(shift_in_sigma(jac, mu, d)[p])
+            np.testing.assert_allclose(got, np.sqrt(np.sum(d**2 / mu)), rtol=1e-10)
+
+
 def test_central_jacobian_equals_the_analytic_derivative() -> None:
     pts = np.array([[1.0, 2.0], [0.9, 2.5]])
     jac = central_jacobians(_model, pts, [1e-5, 1e-5])

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from oscflow.errors import ConfigError
+from oscflow.surrogate import losses
 from oscflow.surrogate.model import FastSurrogate, SpectrumSurrogate, SurrogateSpec
 from oscflow.surrogate.scaling import InputScaler, OutputScaler
 
@@ -58,6 +60,31 @@ def test_output_scaler_streams_the_same_moments_as_numpy() -> None:
     log = OutputScaler(50, "log")
     log.fit(data)
     np.testing.assert_allclose(log.inverse(log(y)).numpy(), data[:5], rtol=1e-4)
+
+
+@pytest.mark.parametrize("transform", ["standard", "log"])
+def test_losses_are_the_scaled_mse_and_the_pearson_chi2_of_the_counts(transform: str) -> None:
+    """``mse``: seed 001's loss in the output scaler's space; ``pearson``: Σ (ŷ − y)²/y per
+    spectrum in counts, batch mean, bins with y = 0 unweighted; an unknown name is refused."""
+    data = _fake_spectra(300, 50)
+    surrogate = SpectrumSurrogate(_spec("pca_mlp", transform, n_bins=50), train_spectra=data)
+    rng = np.random.default_rng(4)
+    lo, hi = np.array(RANGES).T
+    params = torch.as_tensor(rng.uniform(lo, hi, size=(7, 4)), dtype=torch.float32)
+    truth = torch.as_tensor(data[:7].copy())
+    truth[:, :3] = 0.0
+    with torch.no_grad():
+        pred = surrogate(params).double().numpy()
+        scaled = surrogate.scaled(params).double().numpy()
+        got_mse = float(losses.get("mse")(surrogate, params, truth))
+        got_chi2 = float(losses.get("pearson")(surrogate, params, truth))
+        target = surrogate.output_scaler(truth).double().numpy()
+    t = truth.double().numpy()
+    np.testing.assert_allclose(got_mse, np.mean((scaled - target) ** 2), rtol=1e-5)
+    chi2 = np.sum(np.where(t > 0, (pred - t) ** 2 / np.where(t > 0, t, 1.0), 0.0), axis=1)
+    np.testing.assert_allclose(got_chi2, chi2.mean(), rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"loss: unknown loss 'l1'.*mse.*pearson"):
+        losses.get("l1")
 
 
 def test_input_scaler_maps_the_box_to_minus_one_one() -> None:

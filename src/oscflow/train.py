@@ -172,7 +172,7 @@ def model(
     )
     _params, train_spectra = dm.split("train")
     surrogate = SpectrumSurrogate(spec, train_spectra=train_spectra)
-    module = SurrogateModule(surrogate, to_container(cfg.optim))
+    module = SurrogateModule(surrogate, to_container(cfg.optim), str(cfg.loss))
     module.spec_dict = {
         "inputs": list(spec.inputs),
         "bin_edges": list(spec.bin_edges),

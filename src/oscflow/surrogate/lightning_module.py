@@ -1,4 +1,5 @@
-"""LightningModule: MSE between network output and scaled truth spectra (seed 001's loss)."""
+"""LightningModule: a surrogate fitted to truth spectra with a loss of ``losses`` (seed 001's
+MSE by default)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
 from ..errors import OscflowError
+from . import losses
 from .model import SpectrumSurrogate
 
 CHECKPOINT_KEY = "oscflow"  # SurrogateModule's own record in a Lightning checkpoint
@@ -37,11 +38,13 @@ class ResumableOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
 
 
 class SurrogateModule(L.LightningModule):
-    def __init__(self, surrogate: SpectrumSurrogate, optim: Mapping[str, Any]) -> None:
+    def __init__(
+        self, surrogate: SpectrumSurrogate, optim: Mapping[str, Any], loss: str = "mse"
+    ) -> None:
         super().__init__()
         self.surrogate = surrogate
         self.optim_cfg = dict(optim)
-        self.loss_fn = nn.MSELoss()
+        self.loss_fn = losses.get(loss)
         self.mlflow_run_id: str | None = None
         self.spec_dict: dict[str, Any] = {}
 
@@ -60,7 +63,7 @@ class SurrogateModule(L.LightningModule):
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         params, spectra = batch
-        return self.loss_fn(self.surrogate.scaled(params), self.surrogate.output_scaler(spectra))
+        return self.loss_fn(self.surrogate, params, spectra)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
