@@ -11,6 +11,7 @@ import torch
 
 from oscflow.errors import ConfigError
 from oscflow.surrogate import losses
+from oscflow.surrogate.accuracy import accuracy_metrics
 from oscflow.surrogate.model import FastSurrogate, SpectrumSurrogate, SurrogateSpec
 from oscflow.surrogate.scaling import InputScaler, OutputScaler
 
@@ -65,7 +66,8 @@ def test_output_scaler_streams_the_same_moments_as_numpy() -> None:
 @pytest.mark.parametrize("transform", ["standard", "log"])
 def test_losses_are_the_scaled_mse_and_the_pearson_chi2_of_the_counts(transform: str) -> None:
     """``mse``: seed 001's loss in the output scaler's space; ``pearson``: Σ (ŷ − y)²/y per
-    spectrum in counts, batch mean, bins with y = 0 unweighted; an unknown name is refused."""
+    spectrum in counts, batch mean, bins with y = 0 unweighted (the accuracy metrics report
+    the same χ² per spectrum); an unknown name is refused."""
     data = _fake_spectra(300, 50)
     surrogate = SpectrumSurrogate(_spec("pca_mlp", transform, n_bins=50), train_spectra=data)
     rng = np.random.default_rng(4)
@@ -83,6 +85,9 @@ def test_losses_are_the_scaled_mse_and_the_pearson_chi2_of_the_counts(transform:
     np.testing.assert_allclose(got_mse, np.mean((scaled - target) ** 2), rtol=1e-5)
     chi2 = np.sum(np.where(t > 0, (pred - t) ** 2 / np.where(t > 0, t, 1.0), 0.0), axis=1)
     np.testing.assert_allclose(got_chi2, chi2.mean(), rtol=1e-4)
+    metrics = accuracy_metrics(pred, t)  # the test split's bound on the fit bias, same χ²
+    np.testing.assert_allclose(metrics["pearson_chi2_max"], chi2.max(), rtol=1e-10)
+    np.testing.assert_allclose(metrics["pearson_chi2_median"], np.median(chi2), rtol=1e-10)
     with pytest.raises(ConfigError, match=r"loss: unknown loss 'l1'.*mse.*pearson"):
         losses.get("l1")
 

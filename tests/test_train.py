@@ -179,6 +179,34 @@ def test_loading_by_uri_reproduces_the_logged_predictions(trained) -> None:
     np.testing.assert_allclose(np.asarray(generic.predict(frame)), sample["predictions"], rtol=1e-6)
 
 
+def test_pearson_loss_logs_the_chi2_of_the_validation_split_which_bounds_the_fit_bias(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``loss=pearson`` end to end: the last logged val_loss is the mean Pearson χ² of the
+    registered model's spectra against the validation split (counts at the dataset's exposure),
+    and on the test split √pearson_chi2_max bounds fit_bias_max_sigma (surrogate.losses)."""
+    from oscflow.registry import load_surrogate
+
+    result = _train(
+        repo,
+        tmp_path,
+        monkeypatch,
+        "loss=pearson",
+        "trainer.max_epochs=2",
+        f"paths.output_dir={tmp_path}/p",
+    )
+    history = _client(tmp_path).get_metric_history(result["run_id"], "val_loss")
+    logged = max(history, key=lambda m: m.step).value
+    spectra = repo / "data" / "juno" / "ttrain" / "spectra"
+    params, truth = np.load(spectra / "val_params.npy"), np.load(spectra / "val_spectra.npy")
+    pred = load_surrogate(f"models:/juno-spectrum/{result['version']}").predict(params)
+    t = truth.astype(np.float64)
+    chi2 = np.sum(np.where(t > 0, (pred - t) ** 2 / np.where(t > 0, t, 1.0), 0.0), axis=1)
+    np.testing.assert_allclose(logged, chi2.mean(), rtol=1e-3)
+    metrics = result["metrics"]
+    assert 0 < metrics["fit_bias_max_sigma"] <= np.sqrt(metrics["pearson_chi2_max"])
+
+
 def test_resume_continues_the_step_count_in_the_same_run(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

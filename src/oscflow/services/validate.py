@@ -32,6 +32,7 @@ GATE_METRICS = (
     "p99_rel_dev_all",
     "artefact_rms_median",
     "artefact_rms_max",
+    "pearson_chi2_max",
     "fit_bias_max_sigma",
     "fit_bias_rms_sigma",
 )

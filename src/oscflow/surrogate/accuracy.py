@@ -9,6 +9,9 @@ re-simulation. Metrics (relative deviation d = pred/true − 1 per bin):
   the bin-to-bin wiggle of d, i.e. d minus its running mean over ``window`` bins, over the
   ≥ 1 %-of-peak bins, per spectrum (median and max over spectra). A smooth normalisation or
   slope error does not count; a ripple does;
+- ``pearson_chi2_median`` / ``pearson_chi2_max``: Σ (pred − true)²/true per spectrum (counts at
+  the dataset's exposure, bins with true > 0): √ of it bounds every parameter's linearised fit
+  bias in σ (``surrogate.losses``);
 - ``fit_bias_max_sigma`` / ``fit_bias_rms_sigma`` (``fit_bias``): what the error does to a fit,
   the linearised shift of each parameter's best fit in units of its error in that fit.
 """
@@ -55,6 +58,7 @@ def accuracy_metrics(
         np.sum(np.where(peak_mask, wiggle**2, 0.0), axis=1) / np.maximum(peak_mask.sum(axis=1), 1)
     )
     a_peak, a_all = np.abs(d[peak_mask]), np.abs(d[all_mask])
+    chi2 = np.sum(d * d * np.where(all_mask, true, 0.0), axis=1)
     return {
         "max_rel_dev_peak1": float(a_peak.max()),
         "p99_rel_dev_peak1": float(np.percentile(a_peak, 99)),
@@ -63,6 +67,8 @@ def accuracy_metrics(
         "mean_abs_rel_dev_peak1": float(a_peak.mean()),
         "artefact_rms_median": float(np.median(rms)),
         "artefact_rms_max": float(rms.max()),
+        "pearson_chi2_median": float(np.median(chi2)),
+        "pearson_chi2_max": float(chi2.max()),
         "n_spectra": float(true.shape[0]),
     }
 

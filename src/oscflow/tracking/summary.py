@@ -24,6 +24,8 @@ UNITS: dict[str, tuple[str, str]] = {
     "mean_abs_rel_dev_peak1": ("fraction", "mean |d| over bins with ≥ 1 % of the peak"),
     "artefact_rms_median": ("fraction", "median RMS of the bin-to-bin wiggle of d"),
     "artefact_rms_max": ("fraction", "max RMS of the bin-to-bin wiggle of d"),
+    "pearson_chi2_median": ("χ²", "median Σ (surrogate − exact)²/exact, counts at the exposure"),
+    "pearson_chi2_max": ("χ²", "max of that χ²; √χ² bounds each parameter's fit shift in σ"),
     "fit_bias_max_sigma": ("σ", "max linearised fit shift / stat. error, all parameters"),
     "fit_bias_rms_sigma": ("σ", "RMS linearised fit shift / stat. error"),
     "latency_single_s": ("s", "one spectrum, CPU fast path (median)"),
