@@ -271,8 +271,8 @@ def pruning_callbacks(cfg: DictConfig) -> list[Any]:
 
 def evaluate(cfg: DictConfig, module: SurrogateModule, dm: SpectraDataModule) -> Evaluation:
     """Accuracy against the exact model on the test split, the fit bias in units of each
-    parameter's error in a fit that profiles the detector inputs with their priors, and with ``timing`` the
-    latency and throughput (``surrogate.evaluation``)."""
+    parameter's error in a fit that profiles the detector inputs with their priors, and with
+    ``timing`` the latency and throughput (``surrogate.evaluation``)."""
     from .experiments.base import parameter_specs
     from .surrogate.accuracy import experiment_priors
     from .surrogate.evaluation import evaluate_surrogate
